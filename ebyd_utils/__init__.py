@@ -1,0 +1,1 @@
+"""EBYD companion utilities."""

@@ -1,0 +1,131 @@
+"""Profiles as data: one frozen dataclass per concern, one literal structure per profile.
+
+Every knob has its unit in a comment. Override any field by keyword::
+
+    cfg = get_profile("quick", train=dict(epochs=12), cul=dict(lr=1e-3))
+
+`smoke` runs in seconds on generated data (tests), `quick` on real CIFAR-10 on one CPU,
+`paper` reproduces the official code's recipe (ResNet-18, 60 epochs) on one GPU.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "cifar10"       # "cifar10" (real) or "synthetic" (generated, never labelled CIFAR)
+    defense_size: int = 500        # labelled clean images the defender unlearns on (paper default: 500)
+    probe_size: int = 1000         # unlabelled clean images the defender reads class shares on
+    train_subset: int = 0          # images kept from the training split (0 = all)
+    test_subset: int = 0           # images kept from the test split (0 = all)
+    split_seed: int = 0            # seeds which training images become defense / probe images
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "fastcnn"         # "fastcnn" (airbench-style) or "resnet18" (CIFAR stem)
+    widths: tuple = (64, 128, 256)  # fastcnn block widths (channels)
+    epochs: int = 10               # passes over the training set
+    batch_size: int = 500          # images per step
+    lr: float = 0.2                # peak SGD learning rate (per step, after warm-up)
+    momentum: float = 0.9          # SGD Nesterov momentum
+    weight_decay: float = 5e-4     # L2 on all weights
+    schedule: str = "onecycle"     # "onecycle" (linear warm-up then linear decay) or "multistep" (official)
+    warmup: float = 0.2            # share of steps spent warming up (onecycle)
+    milestones: tuple = ()         # epochs at which lr drops x0.1 (multistep)
+    label_smoothing: float = 0.0   # cross-entropy label smoothing (0 keeps the exposure sharp)
+    ema_decay: float = 0.0         # weight averaging decay per step (0 = off)
+    crop_pad: int = 2              # random-crop padding (pixels); 0 disables cropping
+    flip: bool = True              # random horizontal flip
+    bf16: bool = True              # bf16 autocast where the device supports it
+
+
+@dataclass(frozen=True)
+class CULConfig:
+    """Clean Unlearning: gradient ascent on cross-entropy over the defense set."""
+    optimizer: str = "adam"        # "adam" (official) or "sgd"
+    lr: float = 1e-5               # learning rate
+    weight_decay: float = 5e-4     # as in the official code
+    epochs: int = 20               # maximum passes over the defense set
+    batch_size: int = 128          # defense images per step
+    stop_acc: float = 0.2          # stop at the first epoch whose defense-set accuracy is <= this (defender-side)
+    grad_clip: float = 20.0        # max gradient norm, applied after backward() (0 = off)
+    bn_eval: bool = True           # BatchNorm uses running statistics during CUL (what the official code does)
+    augment: bool = True           # random crop + flip on defense images (as the official loader)
+
+
+@dataclass(frozen=True)
+class DetectionConfig:
+    n_reference: int = 2           # clean reference models the defender trains (same architecture and recipe)
+    threshold: float = 0.10        # minimum excess share for a label to be flagged
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    cul: CULConfig = field(default_factory=CULConfig)
+    detection: DetectionConfig = field(default_factory=DetectionConfig)
+    seeds: tuple = (0, 1)          # model seeds of the zoo used for score distributions
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        data=DataConfig(dataset="synthetic", defense_size=200, probe_size=300, train_subset=0),
+        train=TrainConfig(model="fastcnn", widths=(16, 32, 64), epochs=6, batch_size=128, lr=0.1,
+                          crop_pad=0, flip=False),
+        cul=CULConfig(optimizer="adam", lr=1e-3, epochs=30, batch_size=100, stop_acc=0.2),
+        detection=DetectionConfig(n_reference=1, threshold=0.15),
+        seeds=(0, 1),
+    ),
+    "quick": Profile(
+        name="quick",
+        data=DataConfig(dataset="cifar10"),
+        train=TrainConfig(model="fastcnn", widths=(64, 128, 256), epochs=8, batch_size=500, lr=0.2),
+        cul=CULConfig(optimizer="adam", lr=1e-4, epochs=30, batch_size=128, stop_acc=0.2),
+        detection=DetectionConfig(n_reference=2, threshold=0.10),
+        seeds=(0, 1),
+    ),
+    "paper": Profile(
+        name="paper",
+        data=DataConfig(dataset="cifar10"),
+        train=TrainConfig(model="resnet18", epochs=60, batch_size=128, lr=0.1, schedule="multistep",
+                          milestones=(30, 45), crop_pad=4, weight_decay=5e-4),
+        cul=CULConfig(optimizer="adam", lr=1e-5, epochs=20, batch_size=128, stop_acc=0.2),
+        detection=DetectionConfig(n_reference=2, threshold=0.10),
+        seeds=(0, 1, 2),
+    ),
+}
+
+
+def _override(obj, changes: dict):
+    allowed = {f.name for f in dataclasses.fields(obj)}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValueError(f"unknown setting(s) {sorted(unknown)} for {type(obj).__name__}; "
+                         f"allowed: {sorted(allowed)}")
+    return dataclasses.replace(obj, **changes)
+
+
+def get_profile(name: str, **overrides) -> Profile:
+    """Return profile `name`, with sections overridden by dicts (data=, train=, cul=, detection=) or fields."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
+    profile = PROFILES[name]
+    changes = {}
+    for key, value in overrides.items():
+        current = getattr(profile, key, None)
+        if dataclasses.is_dataclass(current) and isinstance(value, dict):
+            changes[key] = _override(current, value)
+        else:
+            changes[key] = value
+    return _override(profile, changes) if changes else profile
+
+
+def as_dict(obj) -> dict:
+    """A dataclass as a plain dict (tuples kept), for cache keys and CSV rows."""
+    return dataclasses.asdict(obj)

@@ -1,0 +1,73 @@
+"""Backdoor label detection read off an exposed model (EBYD, Li et al. 2024, Sec. 4.1).
+
+After Clean Unlearning a backdoored model sends many clean inputs to its target class. A clean model
+drifts too, usually onto some class of its own (on our small CNN: cat or deer), so the reading is always a
+contrast with clean reference models:
+
+    excess_c = share_c(suspect) - mean over references of share_c(reference)
+
+where share_c is the share of the defender's clean probe images (never unlearned on) predicted as class c, each
+model read at its own collapse point (the first CUL epoch with defense accuracy <= stop_acc). The detected label
+is argmax_c excess_c and its score is that excess; a label is flagged when the score reaches the threshold.
+
+Defender's assumptions (stated, and all the defender gets): the suspect model; ~500 labelled clean images
+(the defense set) plus unlabelled clean probe images; clean reference models of the same architecture and
+training recipe, trained by the defender on its own clean data and exposed by the same CUL. Never the trigger,
+the true target or test ASR. With no references, excess is measured against the uniform share 1/K, which a
+clean model's drift can reach on its own: a weaker, stated rule, not a silent fallback.
+
+Where ours differs from the paper/official code: the official detector flags a model when the variance of its
+class shares exceeds 0.01 and names the largest share; that rule flags clean CPU-scale models too (their drift
+has large variance), hence the reference contrast. A weak score is reported as "not flagged (low
+confidence)", and a model whose CUL never collapsed as "not exposed" -- never as "clean".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class LabelDetection:
+    label: int            # most suspicious class
+    score: float          # its excess share over the clean references (0..1)
+    flagged: bool         # score >= threshold (and the model was exposed)
+    verdict: str          # "backdoor target", "not flagged (low confidence)" or "not exposed"
+    threshold: float
+    excess: list = field(default_factory=list)   # per-class excess shares
+
+
+def shares_at_stop(log, split: str = "probe") -> torch.Tensor:
+    """Class shares on `split` ("probe" or "defense") at the CUL log's collapse point (last row if none)."""
+    columns = [c for c in log.columns if c.startswith(f"{split}_share_")]
+    if not columns:
+        raise ValueError(f"the CUL log has no {split} shares; run clean_unlearn with probe_x for 'probe'")
+    stop = log.attrs.get("stop_epoch")
+    row = log.loc[log["epoch"] == stop].iloc[0] if stop is not None else log.iloc[-1]
+    return torch.tensor(row[columns].to_numpy(dtype=float), dtype=torch.float32)
+
+
+def share_excess(shares: torch.Tensor, reference_shares=None) -> torch.Tensor:
+    """Excess of each class's share over the mean of the references (or over 1/K with none)."""
+    shares = torch.as_tensor(shares, dtype=torch.float32)
+    if shares.ndim != 1:
+        raise ValueError(f"shares must be a 1-D vector of class shares; got shape {tuple(shares.shape)}")
+    if reference_shares is None or len(reference_shares) == 0:
+        return shares - 1.0 / len(shares)
+    reference = torch.stack([torch.as_tensor(r, dtype=torch.float32) for r in reference_shares])
+    if reference.shape[1] != len(shares):
+        raise ValueError(f"reference shares have {reference.shape[1]} classes, the suspect {len(shares)}")
+    return shares - reference.mean(0)
+
+
+def detect_label(shares, reference_shares=None, threshold: float = 0.1, exposed: bool = True) -> LabelDetection:
+    """Name the backdoor target label from class shares (exposed or not), contrasted with clean references."""
+    if not 0 < threshold < 1:
+        raise ValueError(f"threshold must be in (0, 1); got {threshold}")
+    excess = share_excess(shares, reference_shares)
+    label = int(excess.argmax())
+    score = float(excess[label])
+    flagged = exposed and score >= threshold
+    verdict = "backdoor target" if flagged else ("not flagged (low confidence)" if exposed else "not exposed")
+    return LabelDetection(label, score, flagged, verdict, threshold, excess.tolist())

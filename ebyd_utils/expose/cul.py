@@ -1,0 +1,89 @@
+"""Clean Unlearning (CUL), the main exposure of EBYD (Li et al. 2024, "Expose Before You Defend", Sec. 3).
+
+Gradient *ascent* on the cross-entropy of a small clean defense set: clean features are erased, the backdoor
+(which the clean loss never touches) survives, so clean accuracy falls towards chance while triggered inputs
+still hit the target, and many clean inputs drift onto the target class.
+
+Defender-side: this module sees only the suspect model and the defender's clean data. Evaluation-side metrics
+(test CA, ASR) enter only through the optional `monitor` callback, which the caller builds; they are logged,
+never used to decide anything.
+
+Where ours differs from the official code (`exposes/unlearn.py`):
+- the stop rule it defines but never uses (`stop_acc`) is applied: we stop at the first epoch whose
+  defense-set accuracy is <= cfg.stop_acc and return that model (the "collapse point");
+- gradient clipping happens after backward() (the official code clips before it, a no-op);
+- BatchNorm runs on running statistics (`bn_eval`), which is what the official loop ends up doing, since its
+  evaluation call switches the net to eval mode after epoch 0 and never switches back;
+- class shares are logged on the defense images (the official convention, for comparison with its log) and
+  on the defender's held-out probe images (clean images CUL never saw; what detection reads).
+"""
+from __future__ import annotations
+
+import copy
+import math
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ..config import CULConfig
+from ..data import augment, check_images
+from ..train import accuracy, class_shares, sgd_step
+
+
+def make_optimizer(params, cfg: CULConfig):
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+    raise ValueError(f"unknown CUL optimizer {cfg.optimizer!r}; choose 'adam' or 'sgd'")
+
+
+def _log_row(model, epoch, defense_x, defense_y, probe_x, num_classes, monitor) -> dict:
+    row = {"epoch": epoch, "defense_acc": accuracy(model, defense_x, defense_y)}
+    for name, x in (("defense", defense_x), ("probe", probe_x)):
+        if x is not None:
+            for c, share in enumerate(class_shares(model, x, num_classes).tolist()):
+                row[f"{name}_share_{c}"] = share
+    if monitor is not None:
+        row.update(monitor(model))
+    return row
+
+
+def clean_unlearn(model, defense_x, defense_y, cfg: CULConfig, num_classes: int, probe_x=None, seed: int = 0,
+                  monitor=None, progress: bool = True):
+    """Expose `model` by Clean Unlearning on (defense_x, defense_y).
+
+    Returns (exposed model, log): the log has one row per epoch (epoch 0 = before unlearning) with the
+    defense-set accuracy, the predicted-class shares and whatever `monitor(model)` returns; its attrs hold
+    `stop_epoch` (None if the defense accuracy never fell to cfg.stop_acc) and `collapsed`.
+    The suspect model itself is left untouched.
+    """
+    check_images(defense_x, "defense images")
+    if probe_x is not None:
+        check_images(probe_x, "probe images")
+    if not 0 <= cfg.stop_acc < 1:
+        raise ValueError(f"CUL stop_acc must be in [0, 1); got {cfg.stop_acc}")
+    exposed = copy.deepcopy(model)
+    exposed.train(not cfg.bn_eval)
+    optimizer = make_optimizer([p for p in exposed.parameters() if p.requires_grad], cfg)
+    gen = torch.Generator().manual_seed(seed)
+    rows = [_log_row(exposed, 0, defense_x, defense_y, probe_x, num_classes, monitor)]
+    stop_epoch = 0 if rows[0]["defense_acc"] <= cfg.stop_acc else None
+    steps = math.ceil(len(defense_x) / cfg.batch_size)
+    bar = tqdm(range(1, cfg.epochs + 1), desc="CUL", disable=not progress, leave=False)
+    for epoch in bar:
+        if stop_epoch is not None:
+            break
+        order = torch.randperm(len(defense_x), generator=gen).to(defense_x.device)
+        for step in range(steps):
+            idx = order[step * cfg.batch_size: (step + 1) * cfg.batch_size]
+            xb = augment(defense_x[idx], 4, True, gen) if cfg.augment else defense_x[idx]
+            sgd_step(exposed, optimizer, xb, defense_y[idx], ascent=True, grad_clip=cfg.grad_clip)
+        rows.append(_log_row(exposed, epoch, defense_x, defense_y, probe_x, num_classes, monitor))
+        bar.set_postfix(defense_acc=f"{rows[-1]['defense_acc']:.2f}")
+        if rows[-1]["defense_acc"] <= cfg.stop_acc:
+            stop_epoch = epoch
+    log = pd.DataFrame(rows)
+    log.attrs.update(stop_epoch=stop_epoch, collapsed=stop_epoch is not None)
+    return exposed.eval(), log

@@ -1,0 +1,121 @@
+"""Architectures only. Every model takes float images in [0, 1] and normalises inside, so attacks and
+augmentation work in pixel space and a checkpoint carries its own normalisation."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)   # the official code's normalisation
+CIFAR_STD = (0.2023, 0.1994, 0.2010)
+
+
+class Normalize(nn.Module):
+    def __init__(self, mean=CIFAR_MEAN, std=CIFAR_STD):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
+
+
+# ------------------------------------------------------------------------------------------ FastCNN
+def _conv_group(c_in: int, c_out: int) -> nn.Sequential:
+    """airbench's block: conv -> pool -> BN -> GELU -> conv -> BN -> GELU."""
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(c_out), nn.GELU(),
+        nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.GELU(),
+    )
+
+
+class FastCNN(nn.Module):
+    """A small fast CNN in the style of airbench (Jordan 2024, "94% on CIFAR-10 in 3.29 seconds"):
+    a 2x2 patch-whitening stem, three conv groups and a max-pooled linear head.
+
+    Differs from airbench: no test-time augmentation, no Lookahead, plain PyTorch BatchNorm defaults; the
+    whitening stem is frozen after a data-dependent init (`init_whitening`), as in airbench.
+    """
+
+    def __init__(self, num_classes: int = 10, widths=(64, 128, 256), stem_width: int = 24):
+        super().__init__()
+        self.normalize = Normalize()
+        self.stem = nn.Conv2d(3, stem_width, kernel_size=2, padding=0, bias=True)
+        self.stem.weight.requires_grad_(False)   # frozen whitening filters (set by init_whitening)
+        groups, c_in = [], stem_width
+        for width in widths:
+            groups.append(_conv_group(c_in, width))
+            c_in = width
+        self.groups = nn.Sequential(*groups)
+        self.head = nn.Linear(c_in, num_classes, bias=False)
+
+    def features(self, x):
+        x = nn.functional.gelu(self.stem(self.normalize(x)))
+        x = self.groups(x)
+        return torch.amax(x, dim=(2, 3))
+
+    def forward(self, x):
+        return self.head(self.features(x)) / 9.0   # airbench's logit scale: keeps early training stable
+
+    @torch.no_grad()
+    def init_whitening(self, images: torch.Tensor, eps: float = 5e-4) -> None:
+        """Set the stem to the whitening transform of 2x2 patches of `images` (float, [0, 1]) and freeze it."""
+        x = self.normalize(images.float())
+        patches = x.unfold(2, 2, 1).unfold(3, 2, 1).transpose(1, 3).reshape(-1, 3 * 2 * 2).double()
+        cov = torch.cov(patches.T)
+        eigenvalues, eigenvectors = torch.linalg.eigh(cov)
+        filters = (eigenvectors.T / torch.sqrt(eigenvalues + eps)[:, None]).view(-1, 3, 2, 2)
+        filters = filters.flip(0).float()  # strongest components first
+        half = self.stem.out_channels // 2
+        self.stem.weight.copy_(torch.cat([filters[:half], -filters[:half]]))
+
+
+# ----------------------------------------------------------------------------------------- ResNet-18
+class BasicBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+
+    def forward(self, x):
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return torch.relu(out + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    """ResNet-18 (He et al. 2016) with the CIFAR stem (3x3 conv, stride 1, no max-pool), as in the
+    official EBYD code and BackdoorBench."""
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        self.normalize = Normalize()
+        self.stem = nn.Sequential(nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU())
+        layers, c_in = [], 64
+        for c_out, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+            layers += [BasicBlock(c_in, c_out, stride), BasicBlock(c_out, c_out, 1)]
+            c_in = c_out
+        self.layers = nn.Sequential(*layers)
+        self.head = nn.Linear(512, num_classes)
+
+    def features(self, x):
+        x = self.layers(self.stem(self.normalize(x)))
+        return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+MODELS = {"fastcnn": FastCNN, "resnet18": ResNet18}
+
+
+def build_model(name: str, num_classes: int = 10, widths=(64, 128, 256)) -> nn.Module:
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+    if name == "fastcnn":
+        return FastCNN(num_classes, widths=tuple(widths))
+    return ResNet18(num_classes)

@@ -1,0 +1,144 @@
+"""The flow, evaluation side: profile -> data -> attack.poison -> train -> suspect -> expose -> defend -> rows.
+
+This is the one place that holds both sides of the defender's wall: it trains suspects with attacks, hands the
+defender (expose/, defenses/) only what a defender has, and evaluates with the attack afterwards. Every unit
+is a cached, pure function of its parameters: a model under a key of (data, training recipe, attack, seed),
+an exposure under (model key, CUL settings, seed).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from .attacks import Attack, make_attack
+from .config import Profile, as_dict
+from .data import ImageData, load_data
+from .defenses import detect_label, shares_at_stop
+from .expose import clean_unlearn
+from .models import build_model
+from .results import cache_key, hardware_name, load_json, load_tensors, save_json, save_tensors
+from .train import evaluate, pick_device, train_model
+
+REFERENCE_SEED_OFFSET = 1000   # defender's clean reference models use seeds 1000, 1001, ... (never a zoo seed)
+
+
+@dataclass
+class Suspect:
+    model: torch.nn.Module
+    attack: Attack | None        # evaluation side only: never handed to expose/ or defenses/
+    seed: int
+    key: str
+    record: dict                 # parameters, CA/ASR/RA, poisoned count, training seconds
+
+    @property
+    def label(self) -> str:
+        return self.attack.name if self.attack is not None else "clean"
+
+
+def setup(profile: Profile, data_dir=None, device="auto", cache_dir="cache") -> ImageData:
+    """Load the profile's dataset onto the chosen device."""
+    return load_data(profile.data, data_dir=data_dir, cache_dir=cache_dir, device=pick_device(device))
+
+
+def model_key(profile: Profile, data: ImageData, attack: Attack | None, seed: int) -> str:
+    return cache_key("model", data.fingerprint(), as_dict(profile.data), as_dict(profile.train),
+                     attack.params() if attack is not None else None, seed)
+
+
+def _build(profile: Profile, data: ImageData):
+    t = profile.train
+    return build_model(t.model, data.num_classes, t.widths)
+
+
+def train_suspect(profile: Profile, data: ImageData, attack: Attack | str | None = None, seed: int = 0,
+                  cache_dir="cache", progress: bool = True, **attack_params) -> Suspect:
+    """Train (or load from cache) a model on data poisoned by `attack` (None = clean model)."""
+    if isinstance(attack, str):
+        attack = make_attack(attack, **attack_params)
+    key = model_key(profile, data, attack, seed)
+    path = Path(cache_dir) / "models" / f"{key}.safetensors"
+    model = _build(profile, data).to(data.train_x.device)
+    cached = load_tensors(path, with_metadata=True)
+    if cached is not None:
+        tensors, record = cached
+        model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+        return Suspect(model.eval(), attack, seed, key, record)
+    x, y, poisoned = data.train_x, data.train_y, torch.empty(0, dtype=torch.long)
+    if attack is not None:
+        x, y, poisoned = attack.poison(data.train_x, data.train_y, data.num_classes)
+    start = time.perf_counter()
+    model = train_model(model, x, y, profile.train, seed, progress, desc=f"train {attack.name if attack else 'clean'}")
+    seconds = time.perf_counter() - start
+    record = {"key": key, "attack": attack.params() if attack else None, "seed": seed,
+              "train": as_dict(profile.train), "n_train": len(y), "n_poisoned": len(poisoned),
+              "train_seconds": seconds, "hardware": hardware_name(data.train_x.device),
+              **evaluate(model, data, attack)}
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    if attack is not None:
+        tensors.update(attack.trigger_tensors(*data.train_x.shape[-2:]))
+        tensors["poisoned_indices"] = poisoned
+    save_tensors(path, tensors, metadata=record)
+    return Suspect(model, attack, seed, key, record)
+
+
+def reference_models(profile: Profile, data: ImageData, cache_dir="cache", progress=True) -> list[Suspect]:
+    """The defender's clean reference models: same architecture and recipe, their own seeds."""
+    return [train_suspect(profile, data, None, REFERENCE_SEED_OFFSET + i, cache_dir, progress)
+            for i in range(profile.detection.n_reference)]
+
+
+def expose(profile: Profile, data: ImageData, suspect: Suspect, cache_dir="cache", monitor_size: int = 2000,
+           progress: bool = True):
+    """Clean Unlearning of a suspect (defender side), with test CA/ASR logged per epoch by the evaluation side.
+
+    Returns (exposed model, log). Cached under (model key, CUL settings, monitor size)."""
+    key = cache_key("cul", suspect.key, as_dict(profile.cul), suspect.seed, monitor_size)
+    base = Path(cache_dir) / "exposed" / key
+    cached_model, cached_log = load_tensors(f"{base}.safetensors"), load_json(f"{base}.json")
+    exposed = _build(profile, data).to(data.train_x.device)
+    if cached_model is not None and cached_log is not None:
+        exposed.load_state_dict(cached_model)
+        log = pd.DataFrame(cached_log["rows"])
+        log.attrs.update(cached_log["attrs"])
+        return exposed.eval(), log
+    monitor_data = _subset_test(data, monitor_size)
+    start = time.perf_counter()
+    exposed, log = clean_unlearn(suspect.model, data.defense_x, data.defense_y, profile.cul, data.num_classes,
+                                 probe_x=data.probe_x, seed=suspect.seed, progress=progress,
+                                 monitor=lambda m: evaluate(m, monitor_data, suspect.attack))
+    log.attrs["seconds_with_monitor"] = time.perf_counter() - start
+    save_tensors(f"{base}.safetensors", exposed.state_dict())
+    save_json(f"{base}.json", {"rows": log.to_dict("records"), "attrs": log.attrs})
+    return exposed, log
+
+
+def _subset_test(data: ImageData, n: int) -> ImageData:
+    if not n or n >= len(data.test_y):
+        return data
+    return ImageData(**{**data.__dict__, "test_x": data.test_x[:n], "test_y": data.test_y[:n]})
+
+
+def detection_rows(profile: Profile, suspect: Suspect, log, reference_logs, reference_clean_shares,
+                   clean_shares) -> list[dict]:
+    """Label detection with and without exposure, as plain records (evaluation adds the truth)."""
+    thr = profile.detection.threshold
+    with_cul = detect_label(shares_at_stop(log), [shares_at_stop(r) for r in reference_logs], thr,
+                            exposed=bool(log.attrs.get("collapsed")))
+    without = detect_label(clean_shares, reference_clean_shares, thr)
+    rows = []
+    for exposure, det in (("CUL", with_cul), ("none", without)):
+        rows.append({"attack": suspect.label, "seed": suspect.seed, "exposure": exposure,
+                     "true_target": suspect.attack.target if suspect.attack else None,
+                     "detected_label": det.label, "score": det.score, "flagged": det.flagged,
+                     "verdict": det.verdict, "threshold": det.threshold,
+                     "stop_epoch": log.attrs.get("stop_epoch")})
+    return rows
+
+
+def context(profile: Profile, data: ImageData) -> dict:
+    """Columns every result row of this run carries (seed is added per row)."""
+    return {"profile": profile.name, "dataset": data.name, "hardware": hardware_name(data.train_x.device)}

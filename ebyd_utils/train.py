@@ -1,0 +1,153 @@
+"""The one training loop, its step, and the one evaluation (CA, ASR, RA).
+
+Everything that trains (backdoor training here; Clean Unlearning, fine-tuning exposures and removal defenses
+later) calls `sgd_step`, never a copy. Speed comes from keeping uint8 data resident on the device, augmenting
+whole batches as tensors, bf16 autocast and channels_last (2.4-2.7x faster than fp32 on an AVX-512-bf16 CPU).
+
+Metric conventions (stated once, used everywhere):
+- CA: accuracy on *all* clean test images, target class included (the official code drops the target class,
+  so its "CA" is on 9,000 images; BackdoorBench, like us, keeps all 10,000);
+- ASR: share of triggered non-target test images classified as the target;
+- RA: share of triggered non-target test images still classified as their true label.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .config import TrainConfig
+from .data import augment
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]'; got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but no CUDA GPU is visible; use DEVICE=auto or cpu")
+    return torch.device(device)
+
+
+def bf16_supported(device) -> bool:
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def autocast(device, enabled: bool = True):
+    """bf16 autocast where the hardware runs it natively; a no-op context elsewhere."""
+    device = torch.device(device)
+    if enabled and bf16_supported(device):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def as_input(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float [0, 1] in channels_last (the layout the convolutions run fastest in)."""
+    return x.float().div_(255).contiguous(memory_format=torch.channels_last)
+
+
+def sgd_step(model, optimizer, x, y, *, ascent: bool = False, label_smoothing: float = 0.0,
+             grad_clip: float = 0.0, use_bf16: bool = True) -> float:
+    """One optimisation step on a uint8 batch; `ascent=True` maximises the loss (Clean Unlearning).
+
+    Gradient clipping, when asked for, happens after backward() (the official CUL code clips before it,
+    which does nothing)."""
+    optimizer.zero_grad(set_to_none=True)
+    with autocast(x.device, use_bf16):
+        loss = nn.functional.cross_entropy(model(as_input(x)), y, label_smoothing=label_smoothing)
+    (-loss if ascent else loss).backward()
+    if grad_clip:
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return loss.item()
+
+
+def lr_factor(cfg: TrainConfig, step: int, total_steps: int, steps_per_epoch: int) -> float:
+    if cfg.schedule == "onecycle":
+        warm = max(1, int(cfg.warmup * total_steps))
+        return step / warm if step < warm else max(0.0, (total_steps - step) / (total_steps - warm))
+    if cfg.schedule == "multistep":
+        epoch = step // steps_per_epoch
+        return 0.1 ** sum(epoch >= m for m in cfg.milestones)
+    raise ValueError(f"unknown schedule {cfg.schedule!r}; choose 'onecycle' or 'multistep'")
+
+
+def train_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, seed: int,
+                progress: bool = True, desc: str = "train") -> nn.Module:
+    """Train `model` on uint8 images x (on the model's device) with labels y; returns the trained model
+    (the weight average when cfg.ema_decay > 0), in eval mode."""
+    device = x.device
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model = model.to(device, memory_format=torch.channels_last).train()
+    if hasattr(model, "init_whitening"):
+        model.init_whitening(x[torch.randperm(len(x), generator=gen)[:5000]].float().div(255))
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
+                                weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(x) / cfg.batch_size)
+    total = cfg.epochs * steps_per_epoch
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(cfg, s, total, steps_per_epoch))
+    averaged = None
+    if cfg.ema_decay:
+        averaged = torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+    bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
+    for _ in range(cfg.epochs):
+        order = torch.randperm(len(x), generator=gen).to(device)
+        for start in range(0, len(x), cfg.batch_size):
+            idx = order[start: start + cfg.batch_size]
+            xb = augment(x[idx], cfg.crop_pad, cfg.flip, gen)
+            loss = sgd_step(model, optimizer, xb, y[idx], label_smoothing=cfg.label_smoothing,
+                            use_bf16=cfg.bf16)
+            schedule.step()
+            if averaged is not None:
+                averaged.update_parameters(model)
+            bar.update()
+            bar.set_postfix(loss=f"{loss:.3f}")
+    bar.close()
+    return (averaged.module if averaged is not None else model).eval()
+
+
+# --------------------------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000, use_bf16: bool = True) -> torch.Tensor:
+    """Predicted labels for uint8 images (model in eval mode for the call, mode restored after)."""
+    was_training = model.training
+    model.eval()
+    preds = []
+    for start in range(0, len(x), batch_size):
+        with autocast(x.device, use_bf16):
+            preds.append(model(as_input(x[start: start + batch_size])).argmax(1))
+    model.train(was_training)
+    return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long, device=x.device)
+
+
+def accuracy(model, x, y) -> float:
+    return (predict(model, x) == y).float().mean().item()
+
+
+def class_shares(model, x, num_classes: int) -> torch.Tensor:
+    """Share of `x` predicted as each class (sums to 1): the quantity CUL exposes."""
+    return torch.bincount(predict(model, x), minlength=num_classes).float().cpu() / len(x)
+
+
+def evaluate(model, data, attack=None) -> dict:
+    """CA on all clean test images; with an attack (evaluation side only), ASR and RA on its triggered
+    non-target test images."""
+    metrics = {"CA": accuracy(model, data.test_x, data.test_y)}
+    if attack is not None:
+        keep = data.test_y != attack.target
+        triggered = attack.apply(data.test_x[keep])
+        preds = predict(model, triggered)
+        metrics["ASR"] = (preds == attack.target).float().mean().item()
+        metrics["RA"] = (preds == data.test_y[keep]).float().mean().item()
+    return metrics
