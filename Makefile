@@ -1,0 +1,65 @@
+# The companion's entry points. Everything runs from the project's own virtual environment (.venv).
+#   make test                      install if needed, run the tests
+#   make figures PROFILE=quick     run notebooks/*.ipynb in order (papermill), writing results/ and figures
+#   make bench PROFILE=quick       our training loop vs. the official-style loop (results/benchmarks.csv)
+#   make data                      put CIFAR-10 into DATA_DIR
+PROFILE ?= quick
+DEVICE ?= auto
+DATA_DIR ?= data
+CACHE_DIR ?= cache
+SHARED ?= ../shared
+PYTHON ?= python3
+TORCH ?= torch==2.14.1 torchvision==0.29.1
+
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+CIFAR_TAR := $(SHARED)/data/cifar10-jpg.tar.gz
+
+.PHONY: venv install test figures bench lab data clean-cache
+
+venv install: $(VENV)/.installed
+
+# A stamp, so a second run costs nothing until pyproject.toml changes. torch first and pinned: it is the
+# large download and the version the results were made with (any recent torch works).
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install $(TORCH)
+	$(PIP) install -e '.[dev]'
+	touch $@
+
+$(VENV)/.lab-installed: $(VENV)/.installed
+	$(PIP) install -e '.[lab]'
+	touch $@
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+figures: $(VENV)/.installed
+	$(PY) -m ebyd_utils.run_notebooks --profile $(PROFILE) --device $(DEVICE) --data-dir $(DATA_DIR)
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/bench.py --profile $(PROFILE) --device $(DEVICE) --data-dir $(DATA_DIR) \
+		--cache-dir $(CACHE_DIR) $(BENCH_ARGS)
+
+lab: $(VENV)/.lab-installed
+	$(VENV)/bin/jupyter lab notebooks/
+
+# CIFAR-10 for the quick and paper profiles: the JPEG copy beside a developer checkout when present;
+# otherwise torchvision downloads it into DATA_DIR on first use when online.
+data:
+	@if [ -d "$(DATA_DIR)/cifar10-jpg/train" ] || [ -d "$(DATA_DIR)/train" ]; then \
+		echo "CIFAR-10 is already in $(DATA_DIR)/"; \
+	elif [ -f "$(CIFAR_TAR)" ]; then \
+		mkdir -p "$(DATA_DIR)" && tar xzf "$(CIFAR_TAR)" -C "$(DATA_DIR)" && \
+		echo "extracted $(CIFAR_TAR) into $(DATA_DIR)/cifar10-jpg/ (label results 'CIFAR-10 (JPEG copy)')"; \
+	else \
+		echo "No $(CIFAR_TAR). To get CIFAR-10 into $(DATA_DIR)/, either:"; \
+		echo "  - go online: the first run with DATA_DIR=$(DATA_DIR) downloads it (torchvision), or now:"; \
+		echo "    $(PY) -c \"from torchvision.datasets import CIFAR10; [CIFAR10('$(DATA_DIR)', train=t, download=True) for t in (True, False)]\""; \
+		echo "  - or put images in the ImageFolder layout: $(DATA_DIR)/{train,test}/<class>/*.png"; \
+	fi
+
+# Trained models, exposures and decoded datasets; all are rebuilt on demand.
+clean-cache:
+	rm -rf $(CACHE_DIR)

@@ -1,0 +1,235 @@
+"""How fast is the companion, next to the way the official code trains? One run, one tidy CSV.
+
+    python benchmarks/bench.py --profile quick --data-dir data          # or: make bench PROFILE=quick
+    python benchmarks/bench.py --profile smoke --steps 3 --max-epochs 1  # seconds, generated data
+
+Measures, on the profile's model and recipe:
+  a/b) training throughput (img/s) of our loop (`ebyd_utils.train.train_model`: uint8 data resident on the
+       device, batch augmentation, bf16, channels_last) and of the reference loop (benchmarks/reference_loop.py:
+       PIL images, per-sample torchvision transforms, DataLoader workers, fp32), same number of steps;
+  c)   wall time until test CA first reaches --target-ca (evaluation time excluded from the clock);
+  d)   Clean Unlearning of one trained model and label detection on its log, seconds per model;
+  e)   each notebook's wall time, as written by the notebook runner to results/notebook_times.csv.
+Writes results/benchmarks.csv (columns benchmark, loop, metric, value, unit, profile, dataset, hardware, date);
+rows of other profiles or hardware already in that file are kept.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import math
+import time
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ebyd_utils.config import get_profile
+from ebyd_utils.data import augment, load_data, resolve_cifar_dir
+from ebyd_utils.defenses import detect_label, shares_at_stop
+from ebyd_utils.expose import clean_unlearn
+from ebyd_utils.models import build_model
+from ebyd_utils.pipeline import train_suspect
+from ebyd_utils.results import hardware_name, write_csv
+from ebyd_utils.train import accuracy, lr_factor, pick_device, sgd_step, train_model
+from reference_loop import PILImages, fp32_accuracy, imagefolder_train, reference_epochs, train_transform
+
+COLUMNS = ["benchmark", "loop", "metric", "value", "unit", "profile", "dataset", "hardware", "date"]
+
+
+def sync(device):
+    """CUDA runs asynchronously: wait for queued work before reading the clock."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def our_epochs(model, x, y, cfg, seed, epochs):
+    """`train_model`'s loop step for step (seeding, whitening init, optimizer, schedule, batch augmentation,
+    `sgd_step`), yielding after each epoch so CA can be read in between; train_model has no such hook."""
+    if cfg.ema_decay:
+        warnings.warn("ema_decay > 0: this per-epoch mirror of train_model reads the raw weights, not the average")
+    device = x.device
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model = model.to(device, memory_format=torch.channels_last).train()
+    if hasattr(model, "init_whitening"):
+        model.init_whitening(x[torch.randperm(len(x), generator=gen)[:5000]].float().div(255))
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
+                                weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(x) / cfg.batch_size)
+    total = epochs * steps_per_epoch
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg, s, total, steps_per_epoch))
+    for _ in range(epochs):
+        order = torch.randperm(len(x), generator=gen).to(device)
+        for start in range(0, len(x), cfg.batch_size):
+            idx = order[start: start + cfg.batch_size]
+            sgd_step(model, optimizer, augment(x[idx], cfg.crop_pad, cfg.flip, gen), y[idx],
+                     label_smoothing=cfg.label_smoothing, use_bf16=cfg.bf16)
+            schedule.step()
+        yield model
+
+
+def time_to_target(epochs_iter, evaluate, target, max_epochs, device, desc):
+    """Train epoch by epoch until CA >= target; the clock runs only while training.
+    Returns (seconds at which CA first reached target or None, epochs run, last CA)."""
+    clock, ca, epoch = 0.0, float("nan"), 0
+    bar = tqdm(total=max_epochs, desc=desc, leave=False)
+    start = time.perf_counter()
+    for epoch, model in enumerate(epochs_iter, 1):
+        sync(device)
+        clock += time.perf_counter() - start
+        ca = evaluate(model)                       # not timed
+        bar.update()
+        bar.set_postfix(CA=f"{ca:.3f}", train_s=f"{clock:.0f}")
+        if ca >= target:
+            epochs_iter.close()                    # stops the loop (and its DataLoader workers)
+            bar.close()
+            return clock, epoch, ca
+        start = time.perf_counter()
+    bar.close()
+    return None, epoch, ca
+
+
+def reference_dataset(args, profile, data):
+    transform = train_transform(profile.train)
+    if args.reference == "memory":
+        return PILImages(data.train_x, data.train_y, transform)
+    root, layout = resolve_cifar_dir(args.data_dir)
+    if profile.data.dataset != "cifar10" or layout != "imagefolder":
+        raise SystemExit("--reference imagefolder needs CIFAR-10 as image files: "
+                         "DATA_DIR/[cifar10-jpg/]train/<class>/")
+    return imagefolder_train(root, data, profile.data, transform)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--profile", default="quick")
+    ap.add_argument("--data-dir", default="data")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--steps", type=int, default=100, help="training steps per loop for the img/s part")
+    ap.add_argument("--max-epochs", type=int, default=None,
+                    help="epoch budget (and schedule length) of the time-to-CA part; default: the profile's epochs")
+    ap.add_argument("--target-ca", type=float, default=0.80)
+    ap.add_argument("--skip-time-to-80", action="store_true", help="skip the time-to-CA part (the slow one)")
+    ap.add_argument("--skip-cul", action="store_true", help="skip CUL and detection (they need a trained model)")
+    ap.add_argument("--reference", choices=("memory", "imagefolder"), default="memory",
+                    help="reference images: 'memory' = uint8 arrays -> PIL per sample, as torchvision's CIFAR10 "
+                         "(what the official code uses); 'imagefolder' = JPEG files decoded per sample")
+    ap.add_argument("--num-workers", type=int, default=2, help="reference DataLoader workers")
+    ap.add_argument("--cache-dir", default="cache")
+    ap.add_argument("--notebook-times", default="results/notebook_times.csv")
+    ap.add_argument("--out", default="results/benchmarks.csv")
+    args = ap.parse_args()
+    if args.steps < 2:   # train_model's onecycle schedule divides by (steps - warm-up steps): 1 step fails
+        ap.error("--steps must be at least 2")
+
+    profile = get_profile(args.profile)
+    cfg = profile.train
+    device = pick_device(args.device)
+    if device.type == "cpu" and profile.name == "paper":
+        print("warning: the paper profile (ResNet-18, 60 epochs) is sized for a GPU; this will take very long")
+    data = load_data(profile.data, data_dir=args.data_dir, cache_dir=args.cache_dir, device=device)
+    context = {"profile": profile.name, "dataset": data.name, "hardware": hardware_name(device),
+               "date": datetime.date.today().isoformat()}
+    rows = []
+
+    def add(benchmark, loop, metric, value, unit):
+        rows.append({"benchmark": benchmark, "loop": loop, "metric": metric,
+                     "value": float("nan") if value is None else float(value), "unit": unit, **context})
+
+    def new_model():
+        return build_model(cfg.model, data.num_classes, cfg.widths)
+
+    ref_data = reference_dataset(args, profile, data)
+    print(f"{profile.name} profile, {data.name}, {len(data.train_y)} training images, {context['hardware']}")
+
+    # a/b) throughput: the same random images, the same number of steps, one epoch of each loop. Each clock
+    # includes the loop's own start-up (whitening init; the reference's worker start), as a user pays it.
+    n = min(args.steps * cfg.batch_size, len(data.train_y))
+    steps = math.ceil(n / cfg.batch_size)
+    pick = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(0))[:n]
+    seconds = {}
+    sync(device)
+    start = time.perf_counter()
+    train_model(new_model(), data.train_x[pick.to(device)], data.train_y[pick.to(device)],
+                dataclasses.replace(cfg, epochs=1), seed=0, desc="ours: throughput")
+    sync(device)
+    seconds["ours"] = time.perf_counter() - start
+    subset = torch.utils.data.Subset(ref_data, pick.tolist())
+    start = time.perf_counter()
+    for _ in reference_epochs(new_model(), subset, cfg, 0, 1, device, args.num_workers,
+                              whiten_x=data.train_x[pick.to(device)], desc="reference: throughput"):
+        pass
+    sync(device)
+    seconds["reference"] = time.perf_counter() - start
+    for loop, s in seconds.items():
+        add("train_throughput", loop, "images_per_s", n / s, "img/s")
+        add("train_throughput", loop, "seconds", s, "s")
+        add("train_throughput", loop, "steps", steps, "steps")
+    add("train_throughput", "ours/reference", "speedup", seconds["reference"] / seconds["ours"], "x")
+
+    # c) time to target CA, each loop with the profile's recipe over --max-epochs (the schedule's length)
+    if not args.skip_time_to_80:
+        max_epochs = args.max_epochs or cfg.epochs
+        recipe = dataclasses.replace(cfg, epochs=max_epochs)
+        label = f"seconds_to_CA_{args.target_ca:.2f}"
+        runs = {
+            "ours": time_to_target(our_epochs(new_model(), data.train_x, data.train_y, recipe, 0, max_epochs),
+                                   lambda m: accuracy(m, data.test_x, data.test_y), args.target_ca, max_epochs,
+                                   device, "ours: to target CA"),
+            "reference": time_to_target(reference_epochs(new_model(), ref_data, recipe, 0, max_epochs, device,
+                                                         args.num_workers, whiten_x=data.train_x),
+                                        lambda m: fp32_accuracy(m, data.test_x, data.test_y), args.target_ca,
+                                        max_epochs, device, "reference: to target CA"),
+        }
+        for loop, (secs, epochs_run, ca) in runs.items():
+            add("time_to_ca", loop, label, secs, "s")
+            add("time_to_ca", loop, "epochs_run", epochs_run, "epochs")
+            add("time_to_ca", loop, "last_CA", ca, "fraction")
+            add("time_to_ca", loop, "max_epochs", max_epochs, "epochs")
+            if secs is None:
+                print(f"{loop}: CA {args.target_ca:.2f} not reached in {epochs_run} epochs (last CA {ca:.3f})")
+        if runs["ours"][0] and runs["reference"][0]:
+            add("time_to_ca", "ours/reference", "speedup", runs["reference"][0] / runs["ours"][0], "x")
+
+    # d) defender's cost per model: CUL (with its own defense-side logging, no evaluation monitor) on a
+    # BadNets model from the pipeline's cache (trained once if absent), then label detection on its log.
+    if not args.skip_cul:
+        suspect = train_suspect(profile, data, "badnets", seed=0, cache_dir=args.cache_dir)
+        sync(device)
+        start = time.perf_counter()
+        _, log = clean_unlearn(suspect.model, data.defense_x, data.defense_y, profile.cul, data.num_classes,
+                               probe_x=data.probe_x, seed=0)
+        sync(device)
+        add("cul", "ours", "seconds_per_model", time.perf_counter() - start, "s")
+        add("cul", "ours", "epochs", log["epoch"].max(), "epochs")
+        start = time.perf_counter()
+        detect_label(shares_at_stop(log), None, profile.detection.threshold, exposed=bool(log.attrs["collapsed"]))
+        add("label_detection", "ours", "seconds_per_model", time.perf_counter() - start, "s")
+
+    # e) notebook wall times, as the notebook runner recorded them (their own profile and hardware)
+    nb_path = Path(args.notebook_times)
+    if nb_path.exists():
+        date = datetime.date.fromtimestamp(nb_path.stat().st_mtime).isoformat()
+        for r in pd.read_csv(nb_path).itertuples():
+            rows.append({"benchmark": "notebook", "loop": r.notebook, "metric": "wall_time", "value": r.seconds,
+                         "unit": "s", "profile": r.profile, "dataset": "", "hardware": r.hardware, "date": date})
+
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    print(table[["benchmark", "loop", "metric", "value", "unit", "profile"]].to_string(index=False))
+    out = Path(args.out)
+    if out.exists():    # replace only what this run measured; notebook rows are re-read each time
+        old = pd.read_csv(out)
+        measured = set(table["benchmark"]) - {"notebook"}
+        same = old["benchmark"].isin(measured) & (old["profile"] == profile.name) & \
+            (old["hardware"] == context["hardware"])
+        table = pd.concat([old[~same & (old["benchmark"] != "notebook")], table], ignore_index=True)
+    print(f"wrote {write_csv(table[COLUMNS], out)}")
+
+
+if __name__ == "__main__":
+    main()
