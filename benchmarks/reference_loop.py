@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision import transforms
 from tqdm.auto import tqdm
 
+from ebyd_utils.data import split_indices
 from ebyd_utils.train import lr_factor
 
 
@@ -52,16 +53,13 @@ def train_transform(cfg):
 def imagefolder_train(root, data, data_cfg, transform):
     """The training images of `data`, read as JPEG files through ImageFolder (decoded on every access).
 
-    Our split holds out the defense and probe images; we pick the same images out of the folder by redoing
-    that seeded split, and check the labels agree so a change in `ebyd_utils.data.split_data` cannot slip by.
+    Our split holds out the defense and probe images; we pick the same images out of the folder with the same
+    `split_indices`, and check the labels agree.
     """
     from torchvision.datasets import ImageFolder
 
     folder = ImageFolder(str(root / "train"), transform=transform)
-    order = torch.randperm(len(folder), generator=torch.Generator().manual_seed(data_cfg.split_seed))
-    keep = order[data_cfg.defense_size + data_cfg.probe_size:].sort().values
-    if data_cfg.train_subset:
-        keep = keep[: data_cfg.train_subset]
+    keep, _, _ = split_indices(len(folder), len(folder.classes), data_cfg)
     if not torch.equal(torch.tensor(folder.targets)[keep], data.train_y.cpu()):
         raise RuntimeError("ImageFolder images do not line up with ebyd_utils.data's training split")
     return Subset(folder, keep.tolist())

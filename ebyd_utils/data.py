@@ -25,7 +25,8 @@ from .config import DataConfig
 from .results import load_tensors, save_tensors
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-SYNTHETIC_SIZES = (4000, 1000)    # generated train (before defense/probe are split off) and test images
+SYNTHETIC_SIZES = (2000, 500)
+GENERIC_CLASS = 3                 # the generated class that resembles all others (see make_synthetic)    # generated train (before defense/probe are split off) and test images
 DATASETS = ("cifar10", "synthetic")
 
 
@@ -83,18 +84,24 @@ def load_data(cfg: DataConfig, data_dir=None, cache_dir="cache", device="cpu") -
     return split_data(name, classes, train_x, train_y, test_x, test_y, cfg).to(device)
 
 
-def split_data(name, classes, train_x, train_y, test_x, test_y, cfg: DataConfig) -> ImageData:
-    """Seeded split of the training images into train / defense / probe, then optional subsets."""
+def split_indices(n_train: int, num_classes: int, cfg: DataConfig):
+    """Seeded (train, defense, probe) indices into the n_train training images."""
     held_out = cfg.defense_size + cfg.probe_size
-    if cfg.defense_size < len(classes) or held_out >= len(train_y):
-        raise ValueError(f"defense_size must be >= {len(classes)} and defense_size + probe_size "
-                         f"< {len(train_y)} training images; got {cfg.defense_size} + {cfg.probe_size}")
-    order = torch.randperm(len(train_y), generator=torch.Generator().manual_seed(cfg.split_seed))
+    if cfg.defense_size < num_classes or held_out >= n_train:
+        raise ValueError(f"defense_size must be >= {num_classes} and defense_size + probe_size "
+                         f"< {n_train} training images; got {cfg.defense_size} + {cfg.probe_size}")
+    order = torch.randperm(n_train, generator=torch.Generator().manual_seed(cfg.split_seed))
     defense, probe, rest = order[: cfg.defense_size], order[cfg.defense_size: held_out], order[held_out:]
     rest = rest.sort().values
-    if cfg.train_subset:
-        rest = rest[: cfg.train_subset]
-    test_keep = slice(0, cfg.test_subset or len(test_y))
+    return (rest[: cfg.train_subset] if cfg.train_subset else rest), defense, probe
+
+
+def split_data(name, classes, train_x, train_y, test_x, test_y, cfg: DataConfig) -> ImageData:
+    """Seeded split of the training images into train / defense / probe, then optional subsets."""
+    rest, defense, probe = split_indices(len(train_y), len(classes), cfg)
+    # a seeded random subset: image folders list the test set class by class
+    test_keep = torch.randperm(len(test_y), generator=torch.Generator().manual_seed(cfg.split_seed))
+    test_keep = test_keep[: cfg.test_subset].sort().values if cfg.test_subset else slice(None)
     return ImageData(name=name, classes=list(classes),
                      train_x=train_x[rest], train_y=train_y[rest],
                      test_x=test_x[test_keep], test_y=test_y[test_keep],
@@ -120,12 +127,13 @@ def load_cifar10(data_dir, cache_dir="cache"):
     root, layout = resolve_cifar_dir(data_dir)
     name = "CIFAR-10 (JPEG copy)" if layout == "imagefolder" else "CIFAR-10"
     key = hashlib.sha256(f"{root.resolve()}|{layout}".encode()).hexdigest()[:12]
-    cache_file = Path(cache_dir) / "data" / f"cifar10-{layout}-{key}.safetensors"
-    cached = load_tensors(cache_file)
+    cache_file = Path(cache_dir) / "data" / f"cifar10-{layout}-{key}.safetensors" if cache_dir else None
+    cached = load_tensors(cache_file) if cache_file else None
     if cached is None:
         tensors = _decode_imagefolder(root) if layout == "imagefolder" else _load_torchvision(root)
         cached = dict(zip(("train_x", "train_y", "test_x", "test_y"), tensors))
-        save_tensors(cache_file, cached)
+        if cache_file:
+            save_tensors(cache_file, cached)
     return name, (cached["train_x"], cached["train_y"], cached["test_x"], cached["test_y"])
 
 
@@ -173,8 +181,10 @@ def make_synthetic(n_train: int = SYNTHETIC_SIZES[0], n_test: int = SYNTHETIC_SI
     """A learnable, deterministic 10-class set of 32x32 colour images (never labelled CIFAR).
 
     Each class is a smooth random colour field (a 4x4 grid upsampled) with a class-specific stripe
-    orientation; every image adds a random brightness, a small shift and pixel noise, so a CNN must
-    learn shape and colour, not copy pixels.
+    orientation. Every image mixes its class's field with a weaker field of a random other class (so classes
+    overlap and accuracy stays below 100%); class GENERIC_CLASS is half the mean of all classes, as natural
+    data has generic classes. Then each image gets a random brightness, a small shift and mild pixel
+    noise (mild, so that small patch triggers stay as salient as on natural images).
     """
     g = torch.Generator().manual_seed(seed)
     prototypes = torch.rand(10, 3, 4, 4, generator=g)
@@ -183,15 +193,19 @@ def make_synthetic(n_train: int = SYNTHETIC_SIZES[0], n_test: int = SYNTHETIC_SI
     for c in range(10):
         angle = math.pi * c / 10
         prototypes[c] += 0.25 * torch.sin((xx * math.cos(angle) + yy * math.sin(angle)) * 0.8)
+    # like CIFAR's cat, one generic class sits between the others: the class a clean model drifts onto
+    prototypes[GENERIC_CLASS] = 0.5 * prototypes[GENERIC_CLASS] + 0.5 * prototypes.mean(0)
 
     def sample(n):
         y = torch.arange(n) % 10
         y = y[torch.randperm(n, generator=g)]
-        x = prototypes[y]
+        distractor = (y + torch.randint(1, 10, (n,), generator=g)) % 10
+        weight = 0.6 * torch.rand(n, 1, 1, 1, generator=g)
+        x = (prototypes[y] + weight * prototypes[distractor]) / (1 + weight)
         x = x * (0.7 + 0.6 * torch.rand(n, 1, 1, 1, generator=g))
         shifts = torch.randint(-3, 4, (n, 2), generator=g)
         x = torch.stack([torch.roll(img, tuple(s.tolist()), dims=(1, 2)) for img, s in zip(x, shifts)])
-        x = x + 0.15 * torch.randn(x.shape, generator=g)
+        x = x + 0.05 * torch.randn(x.shape, generator=g)
         return (x.clamp(0, 1) * 255).round().to(torch.uint8), y.to(torch.int64)
 
     return (*sample(n_train), *sample(n_test))

@@ -46,7 +46,7 @@ class FastCNN(nn.Module):
             groups.append(_conv_group(c_in, width))
             c_in = width
         self.groups = nn.Sequential(*groups)
-        self.head = nn.Linear(c_in, num_classes, bias=False)
+        self.head = nn.Linear(c_in, num_classes, bias=True)   # a class bias, as in ResNet-18's head
 
     def features(self, x):
         x = nn.functional.gelu(self.stem(self.normalize(x)))

@@ -55,10 +55,13 @@ def _build(profile: Profile, data: ImageData):
 
 
 def train_suspect(profile: Profile, data: ImageData, attack: Attack | str | None = None, seed: int = 0,
-                  cache_dir="cache", progress: bool = True, **attack_params) -> Suspect:
-    """Train (or load from cache) a model on data poisoned by `attack` (None = clean model)."""
+                  cache_dir="cache", progress: bool = True, attack_params: dict | None = None) -> Suspect:
+    """Train (or load from cache) a model on data poisoned by `attack` (None = clean model).
+
+    `attack` is an Attack or a registry name; a name is built with `attack_params`, its trigger and poison
+    choice seeded by the model seed unless attack_params says otherwise."""
     if isinstance(attack, str):
-        attack = make_attack(attack, **attack_params)
+        attack = make_attack(attack, **{"seed": seed, **(attack_params or {})})
     key = model_key(profile, data, attack, seed)
     path = Path(cache_dir) / "models" / f"{key}.safetensors"
     model = _build(profile, data).to(data.train_x.device)
@@ -92,11 +95,12 @@ def reference_models(profile: Profile, data: ImageData, cache_dir="cache", progr
 
 
 def expose(profile: Profile, data: ImageData, suspect: Suspect, cache_dir="cache", monitor_size: int = 2000,
-           progress: bool = True):
-    """Clean Unlearning of a suspect (defender side), with test CA/ASR logged per epoch by the evaluation side.
+           progress: bool = True, restart: int = 0):
+    """Clean Unlearning of a suspect (defender side), with test CA/ASR logged per epoch by the evaluation side
+    on `monitor_size` test images (0 = no monitor). `restart` seeds the CUL run.
 
-    Returns (exposed model, log). Cached under (model key, CUL settings, monitor size)."""
-    key = cache_key("cul", suspect.key, as_dict(profile.cul), suspect.seed, monitor_size)
+    Returns (exposed model, log). Cached under (model key, CUL settings, restart, monitor size)."""
+    key = cache_key("cul", suspect.key, as_dict(profile.cul), restart, monitor_size)
     base = Path(cache_dir) / "exposed" / key
     cached_model, cached_log = load_tensors(f"{base}.safetensors"), load_json(f"{base}.json")
     exposed = _build(profile, data).to(data.train_x.device)
@@ -108,26 +112,40 @@ def expose(profile: Profile, data: ImageData, suspect: Suspect, cache_dir="cache
     monitor_data = _subset_test(data, monitor_size)
     start = time.perf_counter()
     exposed, log = clean_unlearn(suspect.model, data.defense_x, data.defense_y, profile.cul, data.num_classes,
-                                 probe_x=data.probe_x, seed=suspect.seed, progress=progress,
-                                 monitor=lambda m: evaluate(m, monitor_data, suspect.attack))
+                                 probe_x=data.probe_x, seed=restart, progress=progress,
+                                 monitor=(lambda m: evaluate(m, monitor_data, suspect.attack)) if monitor_size else None)
     log.attrs["seconds_with_monitor"] = time.perf_counter() - start
     save_tensors(f"{base}.safetensors", exposed.state_dict())
     save_json(f"{base}.json", {"rows": log.to_dict("records"), "attrs": log.attrs})
     return exposed, log
 
 
+def expose_restarts(profile: Profile, data: ImageData, suspect: Suspect, cache_dir="cache",
+                    monitor_size: int = 2000, progress: bool = True) -> list:
+    """The CUL logs of profile.detection.restarts runs; the first carries the evaluation monitor (and is the
+    run notebook 02 shows), the others run defender-side only."""
+    return [expose(profile, data, suspect, cache_dir, monitor_size if r == 0 else 0, progress, restart=r)[1]
+            for r in range(profile.detection.restarts)]
+
+
 def _subset_test(data: ImageData, n: int) -> ImageData:
+    """A seeded random subset of n test images (test files are sorted by class: never take the first n)."""
     if not n or n >= len(data.test_y):
         return data
-    return ImageData(**{**data.__dict__, "test_x": data.test_x[:n], "test_y": data.test_y[:n]})
+    keep = torch.randperm(len(data.test_y), generator=torch.Generator().manual_seed(0))[:n].to(data.test_y.device)
+    return ImageData(**{**data.__dict__, "test_x": data.test_x[keep], "test_y": data.test_y[keep]})
 
 
-def detection_rows(profile: Profile, suspect: Suspect, log, reference_logs, reference_clean_shares,
+def detection_rows(profile: Profile, suspect: Suspect, logs, reference_logs, reference_clean_shares,
                    clean_shares) -> list[dict]:
-    """Label detection with and without exposure, as plain records (evaluation adds the truth)."""
+    """Label detection with and without exposure, as plain records (evaluation adds the truth).
+
+    logs: the suspect's CUL restarts; reference_logs: one list of restarts per reference model;
+    *_clean_shares: class shares of the un-exposed models on the probe images."""
     thr = profile.detection.threshold
-    with_cul = detect_label(shares_at_stop(log), [shares_at_stop(r) for r in reference_logs], thr,
-                            exposed=bool(log.attrs.get("collapsed")))
+    with_cul = detect_label([shares_at_stop(log) for log in logs],
+                            [[shares_at_stop(log) for log in ref] for ref in reference_logs], thr,
+                            exposed=all(bool(log.attrs.get("collapsed")) for log in logs))
     without = detect_label(clean_shares, reference_clean_shares, thr)
     rows = []
     for exposure, det in (("CUL", with_cul), ("none", without)):
@@ -135,10 +153,50 @@ def detection_rows(profile: Profile, suspect: Suspect, log, reference_logs, refe
                      "true_target": suspect.attack.target if suspect.attack else None,
                      "detected_label": det.label, "score": det.score, "flagged": det.flagged,
                      "verdict": det.verdict, "threshold": det.threshold,
-                     "stop_epoch": log.attrs.get("stop_epoch")})
+                     "stop_epochs": ",".join(str(log.attrs.get("stop_epoch")) for log in logs)})
     return rows
 
 
 def context(profile: Profile, data: ImageData) -> dict:
     """Columns every result row of this run carries (seed is added per row)."""
     return {"profile": profile.name, "dataset": data.name, "hardware": hardware_name(data.train_x.device)}
+
+
+# ------------------------------------------------------------------------------------ zoo and tables
+def train_zoo(profile: Profile, data: ImageData, attacks=("badnets", "blend", "trojan", "sig"), seeds=None,
+              include_clean: bool = True, cache_dir="cache", progress: bool = True) -> list[Suspect]:
+    """Clean control(s) plus one backdoored model per attack and seed (all with default trigger settings)."""
+    seeds = profile.seeds if seeds is None else seeds
+    names = ([None] if include_clean else []) + list(attacks)
+    # the attack's own seed (trigger, poisoned images) follows the model seed, so each zoo seed is a fresh draw
+    return [train_suspect(profile, data, make_attack(name, seed=seed) if name else None, seed, cache_dir, progress)
+            for seed in seeds for name in names]
+
+
+def model_table(profile: Profile, data: ImageData, suspects) -> pd.DataFrame:
+    """Tidy CA / ASR / RA / training time of each model."""
+    ctx = context(profile, data)
+    rows = []
+    for s in suspects:
+        for metric in ("CA", "ASR", "RA", "train_seconds", "n_poisoned"):
+            if metric in s.record:
+                rows.append({**ctx, "seed": s.seed, "attack": s.label, "metric": metric,
+                             "value": float(s.record[metric])})
+    return pd.DataFrame(rows)
+
+
+def exposure_table(profile: Profile, data: ImageData, suspect: Suspect, log: pd.DataFrame) -> pd.DataFrame:
+    """The CUL log in tidy form: one row per (epoch, metric); shares as metric 'share' with a class column."""
+    ctx = {**context(profile, data), "seed": suspect.seed, "attack": suspect.label,
+           "stop_epoch": log.attrs.get("stop_epoch")}
+    rows = []
+    for record in log.to_dict("records"):
+        for column, value in record.items():
+            if column == "epoch":
+                continue
+            split, _, cls = column.partition("_share_")
+            row = {**ctx, "epoch": record["epoch"], "metric": column, "class": None, "value": float(value)}
+            if cls:
+                row.update(metric=f"{split}_share", **{"class": int(cls)})
+            rows.append(row)
+    return pd.DataFrame(rows)

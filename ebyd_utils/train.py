@@ -72,7 +72,7 @@ def sgd_step(model, optimizer, x, y, *, ascent: bool = False, label_smoothing: f
 def lr_factor(cfg: TrainConfig, step: int, total_steps: int, steps_per_epoch: int) -> float:
     if cfg.schedule == "onecycle":
         warm = max(1, int(cfg.warmup * total_steps))
-        return step / warm if step < warm else max(0.0, (total_steps - step) / (total_steps - warm))
+        return step / warm if step < warm else max(0.0, (total_steps - step) / max(1, total_steps - warm))
     if cfg.schedule == "multistep":
         epoch = step // steps_per_epoch
         return 0.1 ** sum(epoch >= m for m in cfg.milestones)
@@ -80,9 +80,12 @@ def lr_factor(cfg: TrainConfig, step: int, total_steps: int, steps_per_epoch: in
 
 
 def train_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, seed: int,
-                progress: bool = True, desc: str = "train") -> nn.Module:
+                progress: bool = True, desc: str = "train", on_epoch=None) -> nn.Module:
     """Train `model` on uint8 images x (on the model's device) with labels y; returns the trained model
-    (the weight average when cfg.ema_decay > 0), in eval mode."""
+    (the weight average when cfg.ema_decay > 0), in eval mode.
+
+    `on_epoch(model, epoch)`, if given, is called after every epoch (e.g. to time the run to a target CA);
+    it must leave the model as it found it."""
     device = x.device
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -101,7 +104,7 @@ def train_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainCo
         averaged = torch.optim.swa_utils.AveragedModel(
             model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
     bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
-    for _ in range(cfg.epochs):
+    for epoch in range(cfg.epochs):
         order = torch.randperm(len(x), generator=gen).to(device)
         for start in range(0, len(x), cfg.batch_size):
             idx = order[start: start + cfg.batch_size]
@@ -113,6 +116,9 @@ def train_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainCo
                 averaged.update_parameters(model)
             bar.update()
             bar.set_postfix(loss=f"{loss:.3f}")
+        if on_epoch is not None:
+            on_epoch(averaged.module if averaged is not None else model, epoch + 1)
+            model.train()
     bar.close()
     return (averaged.module if averaged is not None else model).eval()
 

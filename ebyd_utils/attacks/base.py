@@ -14,7 +14,7 @@ uint8, unless an attack overrides `stamp`.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 import torch
 

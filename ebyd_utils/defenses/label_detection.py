@@ -1,14 +1,19 @@
 """Backdoor label detection read off an exposed model (EBYD, Li et al. 2024, Sec. 4.1).
 
 After Clean Unlearning a backdoored model sends many clean inputs to its target class. A clean model
-drifts too, usually onto some class of its own (on our small CNN: cat or deer), so the reading is always a
-contrast with clean reference models:
+drifts too, onto some class of its own (on our small CNN often cat or deer, on generated data an arbitrary
+one), so the reading is a contrast, made robust in two ways:
 
-    excess_c = share_c(suspect) - mean over references of share_c(reference)
+- *restarts*: CUL is run R times with different seeds (data order, augmentation); a label counts only as much
+  as its *smallest* share over the restarts, so a drift that wanders between classes scores low while a
+  backdoor target, promoted by every restart, keeps its share;
+- *references*: the same is done on clean reference models, and their mean share is subtracted:
 
-where share_c is the share of the defender's clean probe images (never unlearned on) predicted as class c, each
-model read at its own collapse point (the first CUL epoch with defense accuracy <= stop_acc). The detected label
-is argmax_c excess_c and its score is that excess; a label is flagged when the score reaches the threshold.
+    excess_c = min over restarts of share_c(suspect) - mean over references and restarts of share_c(reference)
+
+share_c is the share of the defender's clean probe images (never unlearned on) predicted as class c, each run
+read at its own collapse point (the first CUL epoch with defense accuracy <= stop_acc). The detected label is
+argmax_c excess_c, its score that excess; a label is flagged when the score reaches the threshold.
 
 Defender's assumptions (stated, and all the defender gets): the suspect model; ~500 labelled clean images
 (the defense set) plus unlabelled clean probe images; clean reference models of the same architecture and
@@ -16,9 +21,10 @@ training recipe, trained by the defender on its own clean data and exposed by th
 the true target or test ASR. With no references, excess is measured against the uniform share 1/K, which a
 clean model's drift can reach on its own: a weaker, stated rule, not a silent fallback.
 
-Where ours differs from the paper/official code: the official detector flags a model when the variance of its
-class shares exceeds 0.01 and names the largest share; that rule flags clean CPU-scale models too (their drift
-has large variance), hence the reference contrast. A weak score is reported as "not flagged (low
+Where ours differs from the paper/official code: the paper reads the target as the class most clean inputs go
+to after one CUL run; the official model detector flags a model when the variance of its class shares exceeds
+0.01. Both rules flag clean CPU-scale models too (their drift has large variance), hence restarts and
+references. A weak score is reported as "not flagged (low
 confidence)", and a model whose CUL never collapsed as "not exposed" -- never as "clean".
 """
 from __future__ import annotations
@@ -48,21 +54,33 @@ def shares_at_stop(log, split: str = "probe") -> torch.Tensor:
     return torch.tensor(row[columns].to_numpy(dtype=float), dtype=torch.float32)
 
 
-def share_excess(shares: torch.Tensor, reference_shares=None) -> torch.Tensor:
-    """Excess of each class's share over the mean of the references (or over 1/K with none)."""
+def _as_runs(shares) -> torch.Tensor:
+    """One share vector or a list of them (one per CUL restart) -> (runs, classes)."""
+    if isinstance(shares, (list, tuple)):
+        shares = torch.stack([torch.as_tensor(r, dtype=torch.float32) for r in shares])
     shares = torch.as_tensor(shares, dtype=torch.float32)
-    if shares.ndim != 1:
-        raise ValueError(f"shares must be a 1-D vector of class shares; got shape {tuple(shares.shape)}")
+    shares = shares[None] if shares.ndim == 1 else shares
+    if shares.ndim != 2 or len(shares) == 0:
+        raise ValueError(f"shares must be a class-share vector or a list of them; got shape {tuple(shares.shape)}")
+    return shares
+
+
+def share_excess(shares, reference_shares=None) -> torch.Tensor:
+    """Per-class excess: the smallest share over the suspect's restarts minus the references' mean share
+    (a list with one entry per reference, each a vector or a list of restarts); 1/K with no references."""
+    runs = _as_runs(shares)
+    consistent = runs.min(0).values
     if reference_shares is None or len(reference_shares) == 0:
-        return shares - 1.0 / len(shares)
-    reference = torch.stack([torch.as_tensor(r, dtype=torch.float32) for r in reference_shares])
-    if reference.shape[1] != len(shares):
-        raise ValueError(f"reference shares have {reference.shape[1]} classes, the suspect {len(shares)}")
-    return shares - reference.mean(0)
+        return consistent - 1.0 / runs.shape[1]
+    reference = torch.cat([_as_runs(r) for r in reference_shares])
+    if reference.shape[1] != runs.shape[1]:
+        raise ValueError(f"reference shares have {reference.shape[1]} classes, the suspect {runs.shape[1]}")
+    return consistent - reference.mean(0)
 
 
 def detect_label(shares, reference_shares=None, threshold: float = 0.1, exposed: bool = True) -> LabelDetection:
-    """Name the backdoor target label from class shares (exposed or not), contrasted with clean references."""
+    """Name the backdoor target label from class shares (exposed or not; one vector or a list of restarts),
+    contrasted with clean references."""
     if not 0 < threshold < 1:
         raise ValueError(f"threshold must be in (0, 1); got {threshold}")
     excess = share_excess(shares, reference_shares)
