@@ -64,6 +64,31 @@ def run_variant(args, name, overrides) -> list[dict]:
     return rows
 
 
+def fidelity_figure(df: pd.DataFrame):
+    """Per CUL variant: the share of clean probe images on the target (backdoored models) against the largest
+    class share of clean models, and the detection score against the clean references."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    plots.set_style()
+    df = df.assign(model=df["attack"].map(plots.display_name),
+                   exposure_share=df["target_share"].where(df["attack"] != "clean", df["top_share"]))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.5 * df["cul"].nunique() + 2.2), sharey=True)
+    palette = plots.palette(df["attack"].unique())
+    palette = {plots.display_name(k): v for k, v in palette.items()}
+    for ax, column, title in ((axes[0], "exposure_share", "share of probe images on the target\n"
+                               "(clean models: on their largest class)"),
+                              (axes[1], "score", "label-detection score vs clean references")):
+        sns.stripplot(data=df, x=column, y="cul", hue="model", palette=palette, size=8, jitter=0.15,
+                      ax=ax, legend=ax is axes[1])
+        ax.set(title=title, xlabel="", ylabel="", xlim=(-0.05 if column == "score" else 0, 1.02))
+    axes[1].axvline(0, color="grey", lw=0.8)
+    axes[1].legend(title="", loc="lower right", fontsize=8)
+    fig.suptitle(f"CUL settings on the quick model, at the collapse point ({df['dataset'].iloc[0]})")
+    fig.tight_layout()
+    return fig
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--profile", default="quick")
@@ -75,3 +100,4 @@ if __name__ == "__main__":
     args = parser.parse_args()
     df = pd.DataFrame([row for name in args.variants for row in run_variant(args, name, CUL_VARIANTS[name])])
     write_csv(df, "results/exposure_fidelity.csv")
+    plots.save_figure(fidelity_figure(df), "exposure_fidelity", "figures")

@@ -81,7 +81,7 @@ PROFILES: dict[str, Profile] = {
         train=TrainConfig(model="fastcnn", widths=(16, 32, 64), epochs=8, batch_size=100, lr=1.0, momentum=0.85,
                           crop_pad=0, flip=False),
         cul=CULConfig(optimizer="adam", lr=1e-3, epochs=30, batch_size=100, stop_acc=0.15, bn_eval=False),
-        detection=DetectionConfig(n_reference=2, threshold=0.15, restarts=2),
+        detection=DetectionConfig(n_reference=2, threshold=0.3, restarts=2),   # generated data: clean drift reached 0.18
         seeds=(0, 1),
     ),
     "quick": Profile(

@@ -1,0 +1,301 @@
+"""One seaborn style and the companion's figures.
+
+Every function takes a tidy DataFrame (the tables the notebooks write to results/) and returns a matplotlib
+Figure; `save_figure` writes it as PNG (dpi 150) and PDF. Colours are fixed per model kind -- "clean" is always
+the same grey and each attack keeps its colour in every figure -- so a reader can follow a model across pages.
+This module knows nothing of training: it only draws what it is given.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+
+CLEAN = "clean"
+CLEAN_COLOR = "#8c8c8c"   # the clean control: always this grey
+# Fixed attack colours (seaborn "colorblind" hues), so BadNets is the same vermillion on every page.
+ATTACK_COLORS = {
+    "badnets": "#d55e00", "blend": "#0173b2", "trojan": "#029e73", "sig": "#cc78bc",
+    "wanet": "#de8f05", "cl": "#56b4e9", "dynamic": "#ca9161", "nashville": "#fbafe4",
+    "onepixel": "#ece133", "smooth": "#000000",
+}
+DISPLAY = {"clean": "clean", "badnets": "BadNets", "blend": "Blend", "trojan": "Trojan", "sig": "SIG",
+           "wanet": "WaNet", "cl": "CL", "dynamic": "Dynamic", "nashville": "Nashville",
+           "onepixel": "One-pixel", "smooth": "Smooth"}
+_SPARE = sns.color_palette("dark", 10).as_hex()   # attacks not listed above, in a stable order
+
+
+# ------------------------------------------------------------------------------------------- style
+def set_style() -> None:
+    """The one look: seaborn whitegrid, paper context, readable font sizes."""
+    sns.set_theme(style="whitegrid", context="paper", font_scale=1.15,
+                  rc={"figure.dpi": 100, "savefig.bbox": "tight", "axes.titleweight": "bold"})
+
+
+def color_of(name: str) -> str:
+    """The fixed colour of a model kind ('clean' or an attack name, any case)."""
+    key = str(name).lower()
+    if key == CLEAN:
+        return CLEAN_COLOR
+    if key in ATTACK_COLORS:
+        return ATTACK_COLORS[key]
+    return _SPARE[sum(map(ord, key)) % len(_SPARE)]   # stable across runs (no hash randomisation)
+
+
+def display_name(name: str) -> str:
+    return DISPLAY.get(str(name).lower(), str(name))
+
+
+def palette(names) -> dict:
+    """{name: colour} for the names given (keys kept as given, for seaborn's `palette=`)."""
+    return {n: color_of(n) for n in names}
+
+
+def model_order(names) -> list:
+    """Clean control first, then attacks in the fixed order of ATTACK_COLORS, then any others."""
+    names = list(dict.fromkeys(names))
+    known = [CLEAN] + list(ATTACK_COLORS)
+    return sorted(names, key=lambda n: (known.index(n) if n in known else len(known), str(n)))
+
+
+def save_figure(fig, name: str, figures_dir="figures") -> list[Path]:
+    """Write `fig` as figures_dir/name.png (dpi 150) and .pdf; returns the two paths."""
+    out = Path(figures_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.png", out / f"{name}.pdf"]
+    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight")
+    return paths
+
+
+# ------------------------------------------------------------------------------------ trigger gallery
+def trigger_gallery(images: dict, n: int = 6, title: str | None = None):
+    """Rows: one per entry of `images` (name -> uint8 (N, 3, H, W) batch, same images in each); columns: the
+    first `n` images. Pixels are shown unscaled (nearest neighbour), so a 3x3 patch is visible as drawn."""
+    names = list(images)
+    n = min(n, min(len(batch) for batch in images.values()))
+    fig, axes = plt.subplots(len(names), n, figsize=(1.35 * n + 0.8, 1.35 * len(names)), squeeze=False)
+    for row, name in enumerate(names):
+        batch = images[name][:n].detach().cpu().permute(0, 2, 3, 1).numpy()
+        for col in range(n):
+            ax = axes[row, col]
+            ax.imshow(batch[col], interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.grid(False)
+        axes[row, 0].set_ylabel(display_name(name), rotation=0, ha="right", va="center",
+                                color=color_of(name), fontweight="bold")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------------------------- attack metrics
+def attack_metrics(table: pd.DataFrame, metrics=("CA", "ASR", "RA")):
+    """Bars of CA / ASR / RA per model kind (mean over seeds, black ticks = seeds), one panel a metric.
+
+    `table`: tidy rows with columns attack, seed, metric, value (pipeline.model_table). The clean control has
+    no trigger, so its ASR and RA panels say "n/a" instead of a bar."""
+    order = model_order(table["attack"])
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.4), sharey=True, squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        rows = table[table["metric"] == metric]
+        sns.barplot(rows, x="attack", y="value", hue="attack", order=order, hue_order=order,
+                    palette=palette(order), errorbar=None, legend=False, ax=ax)
+        sns.stripplot(rows, x="attack", y="value", order=order, color="black", size=3, jitter=0.15, ax=ax)
+        for i, name in enumerate(order):
+            if rows[rows["attack"] == name].empty:
+                ax.text(i, 0.03, "n/a", ha="center", va="bottom", color="0.4")
+        ax.set(title=metric, xlabel="", ylabel="share of test images", ylim=(0, 1.05))
+        ax.set_xticks(range(len(order)), [display_name(n) for n in order], rotation=30, ha="right")
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------- CUL curves
+# (panel title, metric, class selection) for our CUL logs; "target" picks each model's target class
+CUL_PANELS = [
+    ("defense accuracy\n(defense images, defender-side)", "defense_acc", None),
+    ("target share, defense images", "defense_share", "target"),
+    ("test CA (evaluation only)", "CA", None),
+    ("ASR (evaluation only)", "ASR", None),
+    ("target share, probe images", "probe_share", "target"),
+]
+
+
+def _panel_rows(table, metric, cls):
+    """The rows of one panel: a metric, restricted to each model's target class where asked."""
+    rows = table[table["metric"] == metric]
+    if cls == "target":
+        rows = rows[rows["class"] == rows["target"]]
+    return rows
+
+
+def _draw_model_lines(ax, rows):
+    """One line per (model kind, seed): clean dashed, a ringed marker at the model's stop epoch."""
+    for (name, seed), line in rows.groupby(["attack", "seed"], sort=False):
+        line = line.sort_values("epoch")
+        style = "--" if name == CLEAN else "-"
+        ax.plot(line["epoch"], line["value"], style, color=color_of(name), lw=1.6)
+        stop = pd.to_numeric(line["stop_epoch"], errors="coerce").iloc[0]
+        at = line[line["epoch"] == stop]
+        if not at.empty:
+            ax.plot(at["epoch"], at["value"], "o", ms=7, mfc=color_of(name), mec="black", mew=1.0)
+
+
+def _draw_official(ax, reference, target, stop_acc):
+    """The official log: defense-image accuracy, ASR and target share, plus where our stop rule would stop."""
+    styles = {"defense_acc": ("-", "CA on 500 defense images"), "ASR": (":", "ASR (poisoned test set)"),
+              "defense_share": ("-.", f"share of class {target} (defense images)")}
+    for metric, (style, label) in styles.items():
+        rows = reference[reference["metric"] == metric]
+        if metric == "defense_share":
+            rows = rows[rows["class"] == target]
+        rows = rows.sort_values("epoch")
+        ax.plot(rows["epoch"], rows["value"], style, color=color_of("badnets"), lw=1.8, label=label)
+    acc = reference[reference["metric"] == "defense_acc"].sort_values("epoch")
+    below = acc[acc["value"] <= stop_acc] if stop_acc is not None else acc.iloc[:0]
+    if not below.empty:
+        ax.axvline(below["epoch"].iloc[0], color="black", lw=0.8, ls=(0, (2, 2)))
+        ax.text(below["epoch"].iloc[0], 0.5, f" our stop rule\n (acc ≤ {stop_acc:g})", fontsize=8)
+    ax.legend(fontsize=7, loc="center left")
+
+
+def cul_curves(table: pd.DataFrame, reference: pd.DataFrame | None = None, reference_target: int = 0,
+               stop_acc: float | None = None):
+    """CUL curves: defense accuracy, target shares, test CA and ASR against the unlearning epoch.
+
+    `table`: concatenated pipeline.exposure_table rows plus a `target` column (the class whose share is
+    followed; for the clean control, the attacks' target). `reference`: the official log in tidy form (epoch,
+    metric in defense_acc / ASR / defense_share, class, value), drawn in its own panel beside our
+    defense-image panels, since both are measured on the defense images."""
+    fig, axes = plt.subplots(2, 3, figsize=(12.5, 7), squeeze=False)
+    slots = [axes[0, 0], axes[0, 1], axes[1, 0], axes[1, 1], axes[1, 2]]
+    for ax, (title, metric, cls) in zip(slots, CUL_PANELS):
+        rows = _panel_rows(table, metric, cls)
+        _draw_model_lines(ax, rows)
+        ax.set(title=title, xlabel="CUL epoch", ylabel="share", ylim=(-0.03, 1.03))
+        if rows.empty:
+            ax.text(0.5, 0.5, "not logged", transform=ax.transAxes, ha="center", color="0.4")
+    official = axes[0, 2]
+    if reference is not None:
+        _draw_official(official, reference, reference_target, stop_acc)
+        official.set(title="official log (ResNet-18, BadNets,\nCIFAR-10; defense images)", xlabel="CUL epoch",
+                     ylabel="share", ylim=(-0.03, 1.03))
+    else:
+        official.axis("off")
+    for ax in axes.flat:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # epochs are whole numbers
+    names = model_order(table["attack"])
+    handles = [Line2D([], [], color=color_of(n), ls="--" if n == CLEAN else "-", label=display_name(n))
+               for n in names]
+    handles.append(Line2D([], [], ls="", marker="o", mfc="white", mec="black", label="stop epoch"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, bbox_to_anchor=(0.5, -0.02))
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return fig
+
+
+# ------------------------------------------------------------------------------------- class shares
+def class_share_bars(shares: pd.DataFrame, when_order=None):
+    """Predicted-class shares before and after CUL, one panel per model (one row per seed).
+
+    `shares`: columns attack, seed, class, value, when (e.g. "before CUL" / "at stop epoch"), target.
+    The first `when` is drawn light grey, the second in the model's colour; a triangle marks the target class."""
+    shares = shares.assign(**{"class": shares["class"].astype(int)})   # CSV round-trips make it float
+    when_order = when_order or list(dict.fromkeys(shares["when"]))
+    order = model_order(shares["attack"])
+    seeds = sorted(shares["seed"].unique())
+    fig, axes = plt.subplots(len(seeds), len(order), figsize=(2.9 * len(order), 2.7 * len(seeds)),
+                             sharey=True, squeeze=False)
+    for (r, seed), (c, name) in ((rs, cn) for rs in enumerate(seeds) for cn in enumerate(order)):
+        ax, rows = axes[r, c], shares[(shares["attack"] == name) & (shares["seed"] == seed)]
+        sns.barplot(rows, x="class", y="value", hue="when", hue_order=when_order, ax=ax,
+                    palette=["#cfcfcf", color_of(name)][: len(when_order)], legend=(r == 0 and c == 0))
+        if not rows.empty:
+            target = int(rows["target"].iloc[0])
+            top = rows.loc[rows["class"] == target, "value"].max()
+            ax.plot(target, min(top + 0.08, 1.08), "v", color="black", ms=6)
+        ax.set(title=f"{display_name(name)} (seed {seed})", xlabel="predicted class", ylabel="share",
+               ylim=(0, 1.15))
+    if axes[0, 0].get_legend() is not None:
+        sns.move_legend(axes[0, 0], "upper left", title=None, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------- detection scores
+def detection_scores(table: pd.DataFrame, exposures=("CUL", "none")):
+    """Label-detection scores of clean vs backdoored models, one panel per exposure, threshold dashed.
+
+    `table`: rows of pipeline.detection_rows (attack, exposure, score, threshold; with true_target and
+    detected_label, a backdoored model whose top label is not its target is drawn as an X)."""
+    order = model_order(table["attack"])
+    exposures = [e for e in exposures if e in set(table["exposure"])]
+    fig, axes = plt.subplots(1, len(exposures), figsize=(4.6 * len(exposures), 3.6), sharey=True, squeeze=False)
+    for ax, exposure in zip(axes[0], exposures):
+        rows = table[table["exposure"] == exposure]
+        sns.boxplot(rows, x="attack", y="score", hue="attack", order=order, hue_order=order, ax=ax,
+                    palette={n: sns.desaturate(color_of(n), 0.4) for n in order}, legend=False,
+                    fliersize=0, width=0.55, boxprops={"alpha": 0.5})
+        wrong = _wrong_label(rows)
+        for subset, marker in ((rows[~wrong], "o"), (rows[wrong], "X")):
+            sns.stripplot(subset, x="attack", y="score", hue="attack", order=order, hue_order=order, ax=ax,
+                          palette=palette(order), legend=False, size=6, jitter=0.12, edgecolor="black",
+                          linewidth=0.6, marker=marker)
+        for threshold in rows["threshold"].dropna().unique():
+            ax.axhline(threshold, color="black", ls="--", lw=1)
+            ax.text(len(order) - 0.5, threshold, f"threshold {threshold:g}", ha="right", va="bottom", fontsize=8)
+        label = "after Clean Unlearning" if exposure == "CUL" else "no exposure"
+        ax.set(title=label, xlabel="", ylabel="score (excess share over clean references)")
+        ax.set_xticks(range(len(order)), [display_name(n) for n in order], rotation=30, ha="right")
+    if _wrong_label(table).any():
+        fig.text(0.5, -0.02, "X: the score belongs to a label other than the true target", ha="center", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _wrong_label(rows) -> pd.Series:
+    """Backdoored models whose top-scoring label is not the true target (their score is no success)."""
+    if not {"true_target", "detected_label"} <= set(rows.columns):
+        return pd.Series(False, index=rows.index)
+    return rows["true_target"].notna() & (rows["detected_label"] != rows["true_target"])
+
+
+# ------------------------------------------------------------------------------------ pipeline figure
+def _box(ax, xy, text, color, ha="center"):
+    """A rounded box sized to its text (so labels never overflow), anchored at xy."""
+    return ax.text(*xy, text, ha=ha, va="center", fontsize=10, linespacing=1.4,
+                   bbox={"boxstyle": "round,pad=0.7", "fc": color, "ec": "0.3", "lw": 1.2})
+
+
+def _arrow(ax, src, dst, start=(1, 0.5), end=(0, 0.5)):
+    """An arrow from a point of box `src` to a point of box `dst` (fractions of each box)."""
+    ax.annotate("", xy=end, xycoords=dst, xytext=start, textcoords=src,
+                arrowprops={"arrowstyle": "-|>", "color": "0.3", "lw": 1.4, "shrinkA": 2, "shrinkB": 2})
+
+
+def pipeline_figure():
+    """EBYD in one picture: suspect model -> Clean Unlearning -> exposed model -> the four defenses."""
+    fig, ax = plt.subplots(figsize=(12, 4.4))
+    ax.set(xlim=(0, 1), ylim=(0, 1))
+    ax.axis("off")
+    suspect = _box(ax, (0.09, 0.5), "suspect model\n(maybe backdoored)", "#e8e8e8")
+    cul = _box(ax, (0.34, 0.5), "Clean Unlearning\ngradient ascent on the loss\nof ~500 clean images", "#fde3cf")
+    exposed = _box(ax, (0.6, 0.5), "exposed model\nclean features erased,\nbackdoor left standing", "#f4b183")
+    _arrow(ax, suspect, cul)
+    _arrow(ax, cul, exposed)
+    defenses = ["label detection: which class?", "trigger recovery: what pattern?",
+                "model detection: backdoored or not?", "removal: repair the model"]
+    for i, text in enumerate(defenses):
+        _arrow(ax, exposed, _box(ax, (0.75, 0.86 - i * 0.24), text, "#dbe9f6", ha="left"))
+    ax.text(0.34, 0.72, "1. expose", ha="center", fontsize=10, color="0.3", fontweight="bold")
+    ax.text(0.75, 1.0, "2. defend (on the exposed model)", ha="left", fontsize=10, color="0.3",
+            fontweight="bold")
+    ax.text(0.34, 0.1, "defender-side: never sees the trigger, the true target or test ASR",
+            ha="center", fontsize=9, style="italic", color="0.35")
+    fig.suptitle("Expose Before You Defend (Li et al., 2024)", fontweight="bold", y=1.02)
+    return fig

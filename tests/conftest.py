@@ -1,0 +1,48 @@
+"""Shared fixtures: the smoke profile on generated data, trained once per session into a temporary cache."""
+from pathlib import Path
+
+import pytest
+import torch
+
+from ebyd_utils import pipeline as pl
+from ebyd_utils.config import get_profile
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def smoke():
+    return get_profile("smoke")
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def smoke_data(smoke, cache_dir):
+    return pl.setup(smoke, device="cpu", cache_dir=cache_dir)
+
+
+@pytest.fixture(scope="session")
+def clean_suspect(smoke, smoke_data, cache_dir):
+    return pl.train_suspect(smoke, smoke_data, None, seed=0, cache_dir=cache_dir, progress=False)
+
+
+@pytest.fixture(scope="session")
+def badnets_suspect(smoke, smoke_data, cache_dir):
+    # seed 1: on the tiny generated set, seed 0's BadNets is treated as label noise (ASR ~0.01, measured),
+    # while seeds 1 and 2 learn it (ASR 1.0); the notebooks' smoke zoo shows both
+    return pl.train_suspect(smoke, smoke_data, "badnets", seed=1, cache_dir=cache_dir, progress=False)
+
+
+@pytest.fixture(scope="session")
+def references(smoke, smoke_data, cache_dir):
+    refs = pl.reference_models(smoke, smoke_data, cache_dir, progress=False)
+    return refs, [pl.expose_restarts(smoke, smoke_data, r, cache_dir, progress=False) for r in refs]
+
+
+@pytest.fixture
+def images():
+    return torch.randint(0, 256, (20, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
