@@ -26,10 +26,8 @@ from ebyd_utils.defenses import detect_label, shares_at_stop
 from ebyd_utils.results import write_csv
 
 CUL_VARIANTS = {   # CULConfig overrides on the profile's CUL
-    "Adam lr 1e-4": {"optimizer": "adam", "lr": 1e-4},
-    "Adam lr 3e-5": {"optimizer": "adam", "lr": 3e-5},
-    "SGD lr 1e-2": {"optimizer": "sgd", "lr": 1e-2},
-    "SGD lr 3e-3": {"optimizer": "sgd", "lr": 3e-3},
+    "Adam lr 1e-4, BN running stats": {"optimizer": "adam", "lr": 1e-4, "bn_eval": True},
+    "SGD lr 1e-2, BN running stats": {"optimizer": "sgd", "lr": 1e-2, "bn_eval": True},
     "Adam lr 1e-4, BN batch stats": {"optimizer": "adam", "lr": 1e-4, "bn_eval": False},
     "Adam lr 3e-4, BN batch stats": {"optimizer": "adam", "lr": 3e-4, "bn_eval": False},
     "SGD lr 1e-2, BN batch stats": {"optimizer": "sgd", "lr": 1e-2, "bn_eval": False},
