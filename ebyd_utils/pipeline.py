@@ -20,7 +20,7 @@ from .data import ImageData, load_data
 from .defenses import detect_label, shares_at_stop
 from .expose import clean_unlearn
 from .models import build_model
-from .results import cache_key, hardware_name, load_json, load_tensors, save_json, save_tensors
+from .results import cache_key, hardware_name, load_json, load_tensors, save_json, save_tensors, tidy_rows
 from .train import evaluate, pick_device, train_model
 
 REFERENCE_SEED_OFFSET = 1000   # defender's clean reference models use seeds 1000, 1001, ... (never a zoo seed)
@@ -176,13 +176,10 @@ def train_zoo(profile: Profile, data: ImageData, attacks=("badnets", "blend", "t
 def model_table(profile: Profile, data: ImageData, suspects) -> pd.DataFrame:
     """Tidy CA / ASR / RA / training time of each model."""
     ctx = context(profile, data)
-    rows = []
-    for s in suspects:
-        for metric in ("CA", "ASR", "RA", "train_seconds", "n_poisoned"):
-            if metric in s.record:
-                rows.append({**ctx, "seed": s.seed, "attack": s.label, "metric": metric,
-                             "value": float(s.record[metric])})
-    return pd.DataFrame(rows)
+    metrics = ("CA", "ASR", "RA", "train_seconds", "n_poisoned")
+    return pd.DataFrame([row for s in suspects
+                         for row in tidy_rows({m: s.record[m] for m in metrics if m in s.record},
+                                              **ctx, seed=s.seed, attack=s.label)])
 
 
 def exposure_table(profile: Profile, data: ImageData, suspect: Suspect, log: pd.DataFrame) -> pd.DataFrame:
