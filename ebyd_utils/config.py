@@ -78,10 +78,12 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
         data=DataConfig(dataset="synthetic", defense_size=200, probe_size=300, train_subset=0),
-        train=TrainConfig(model="fastcnn", widths=(16, 32, 64), epochs=8, batch_size=100, lr=1.0, momentum=0.85,
+        # measured over 6 seeds on the generated data: BadNets learned in 5 (ASR >= 0.99), exposed and named in
+        # all 6 (excess 0.48-0.74); 6 clean models scored 0.07-0.24, hence the threshold 0.35
+        train=TrainConfig(model="fastcnn", widths=(32, 64, 128), epochs=10, batch_size=100, lr=0.3, momentum=0.85,
                           crop_pad=0, flip=False),
-        cul=CULConfig(optimizer="adam", lr=1e-3, epochs=30, batch_size=100, stop_acc=0.15, bn_eval=False),
-        detection=DetectionConfig(n_reference=2, threshold=0.3, restarts=2),   # generated data: clean drift reached 0.18
+        cul=CULConfig(optimizer="adam", lr=3e-4, epochs=30, batch_size=100, stop_acc=0.15, bn_eval=False),
+        detection=DetectionConfig(n_reference=2, threshold=0.35, restarts=2),
         seeds=(0, 1),
     ),
     "quick": Profile(

@@ -24,6 +24,7 @@ from .results import cache_key, hardware_name, load_json, load_tensors, save_jso
 from .train import evaluate, pick_device, train_model
 
 REFERENCE_SEED_OFFSET = 1000   # defender's clean reference models use seeds 1000, 1001, ... (never a zoo seed)
+MODEL_VERSION = 2              # bump when training code changes what a key's model is (2: seeded initialisation)
 
 
 @dataclass
@@ -45,12 +46,16 @@ def setup(profile: Profile, data_dir=None, device="auto", cache_dir="cache") -> 
 
 
 def model_key(profile: Profile, data: ImageData, attack: Attack | None, seed: int) -> str:
-    return cache_key("model", data.fingerprint(), as_dict(profile.data), as_dict(profile.train),
+    return cache_key("model", MODEL_VERSION, data.fingerprint(), as_dict(profile.data), as_dict(profile.train),
                      attack.params() if attack is not None else None, seed)
 
 
-def _build(profile: Profile, data: ImageData):
+def _build(profile: Profile, data: ImageData, seed: int | None = None):
+    """The profile's architecture; initialised from `seed` when given (the initial weights are part of what a
+    model seed fixes: unseeded, they would depend on whatever drew random numbers before in the process)."""
     t = profile.train
+    if seed is not None:
+        torch.manual_seed(seed)
     return build_model(t.model, data.num_classes, t.widths)
 
 
@@ -64,7 +69,7 @@ def train_suspect(profile: Profile, data: ImageData, attack: Attack | str | None
         attack = make_attack(attack, **{"seed": seed, **(attack_params or {})})
     key = model_key(profile, data, attack, seed)
     path = Path(cache_dir) / "models" / f"{key}.safetensors"
-    model = _build(profile, data).to(data.train_x.device)
+    model = _build(profile, data, seed).to(data.train_x.device)
     cached = load_tensors(path, with_metadata=True)
     if cached is not None:
         tensors, record = cached

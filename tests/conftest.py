@@ -32,9 +32,9 @@ def clean_suspect(smoke, smoke_data, cache_dir):
 
 @pytest.fixture(scope="session")
 def badnets_suspect(smoke, smoke_data, cache_dir):
-    # seed 1: on the tiny generated set, seed 0's BadNets is treated as label noise (ASR ~0.01, measured),
-    # while seeds 1 and 2 learn it (ASR 1.0); the notebooks' smoke zoo shows both
-    return pl.train_suspect(smoke, smoke_data, "badnets", seed=1, cache_dir=cache_dir, progress=False)
+    # seed 0 learns it (ASR 1.0, measured); on the tiny generated set 1 seed in 6 (seed 5) treats the
+    # poisoned images as label noise instead (ASR 0.02), which the notebooks' smoke zoo may show
+    return pl.train_suspect(smoke, smoke_data, "badnets", seed=0, cache_dir=cache_dir, progress=False)
 
 
 @pytest.fixture(scope="session")

@@ -83,7 +83,7 @@ def test_corrupt_cache_file_is_detected_and_rebuilt(smoke, smoke_data, tmp_path)
 
 def test_cached_model_is_reused_and_predicts_identically(smoke, smoke_data, cache_dir, badnets_suspect):
     from ebyd_utils.train import predict
-    again = pl.train_suspect(smoke, smoke_data, "badnets", seed=1, cache_dir=cache_dir, progress=False)
+    again = pl.train_suspect(smoke, smoke_data, "badnets", seed=0, cache_dir=cache_dir, progress=False)
     assert again.record["train_seconds"] == badnets_suspect.record["train_seconds"]  # loaded, not retrained
     assert torch.equal(predict(again.model, smoke_data.test_x), predict(badnets_suspect.model, smoke_data.test_x))
     tensors = load_tensors(cache_dir / "models" / f"{again.key}.safetensors")
@@ -96,3 +96,14 @@ def test_every_tidy_row_names_profile_dataset_hardware_and_seed():
                      "metric": "CA", "value": 0.9}]
     with pytest.raises(ValueError, match="seed"):
         tidy_rows({"CA": 0.9}, profile="smoke", dataset="synthetic", hardware="cpu")
+
+
+def test_a_model_seed_fixes_the_initial_weights_whatever_ran_before(smoke, smoke_data):
+    # the CI failure this guards against: initial weights drawn from the global RNG before seeding, so a
+    # model depended on which models the process had trained before it
+    first = pl._build(smoke, smoke_data, seed=3).state_dict()
+    torch.rand(1000)                                            # other work draws random numbers in between
+    second = pl._build(smoke, smoke_data, seed=3).state_dict()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    other = pl._build(smoke, smoke_data, seed=4).state_dict()
+    assert not all(torch.equal(first[k], other[k]) for k in first)
