@@ -30,8 +30,7 @@ from ebyd_utils.config import get_profile
 from ebyd_utils.data import load_data, resolve_cifar_dir
 from ebyd_utils.defenses import detect_label, shares_at_stop
 from ebyd_utils.expose import clean_unlearn
-from ebyd_utils.models import build_model
-from ebyd_utils.pipeline import train_suspect
+from ebyd_utils import pipeline
 from ebyd_utils.results import hardware_name, write_csv
 from ebyd_utils.train import accuracy, pick_device, train_model
 from reference_loop import PILImages, fp32_accuracy, imagefolder_train, reference_epochs, train_transform
@@ -138,7 +137,7 @@ def main():
                      "value": float("nan") if value is None else float(value), "unit": unit, **context})
 
     def new_model():
-        return build_model(cfg.model, data.num_classes, cfg.widths)
+        return pipeline.new_model(profile, data, seed=0)     # the same seeded initialisation for both loops
 
     ref_data = reference_dataset(args, profile, data)
     print(f"{profile.name} profile, {data.name}, {len(data.train_y)} training images, {context['hardware']}")
@@ -194,7 +193,7 @@ def main():
     # d) defender's cost per model: CUL (with its own defense-side logging, no evaluation monitor) on a
     # BadNets model from the pipeline's cache (trained once if absent), then label detection on its log.
     if not args.skip_cul:
-        suspect = train_suspect(profile, data, "badnets", seed=0, cache_dir=args.cache_dir)
+        suspect = pipeline.train_suspect(profile, data, "badnets", seed=0, cache_dir=args.cache_dir)
         sync(device)
         start = time.perf_counter()
         _, log = clean_unlearn(suspect.model, data.defense_x, data.defense_y, profile.cul, data.num_classes,

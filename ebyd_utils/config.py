@@ -27,6 +27,8 @@ class DataConfig:
 class TrainConfig:
     model: str = "fastcnn"         # "fastcnn" (airbench-style) or "resnet18" (CIFAR stem)
     widths: tuple = (64, 128, 256)  # fastcnn block widths (channels)
+    stem_width: int = 24           # fastcnn whitening channels (airbench: 24)
+    activation: str = "gelu"       # fastcnn activation, "gelu" (airbench) or "relu"
     epochs: int = 10               # passes over the training set
     batch_size: int = 500          # images per step
     lr: float = 0.2                # peak SGD learning rate (per step, after warm-up)
@@ -89,7 +91,10 @@ PROFILES: dict[str, Profile] = {
     "quick": Profile(
         name="quick",
         data=DataConfig(dataset="cifar10"),
-        train=TrainConfig(model="fastcnn", widths=(32, 64, 128), epochs=4, batch_size=500, lr=1.0, momentum=0.85),
+        # ReLU and a 16-channel stem: ~30% faster steps than airbench's GELU/24 and a stronger exposure
+        # (measured on 2 clean + 2 BadNets + 2 Blend models: excess 0.46-0.55 vs 0.21-0.41, clean <= 0.03)
+        train=TrainConfig(model="fastcnn", widths=(32, 64, 128), stem_width=16, activation="relu", epochs=4,
+                          batch_size=500, lr=1.0, momentum=0.85),
         # BN on batch statistics and Adam 3e-4: chosen by benchmarks/exposure_fidelity.py (the official
         # running-statistics mode collapsed clean models onto one class; see README)
         cul=CULConfig(optimizer="adam", lr=3e-4, epochs=30, batch_size=128, stop_acc=0.2, bn_eval=False),

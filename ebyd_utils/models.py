@@ -20,11 +20,15 @@ class Normalize(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------ FastCNN
-def _conv_group(c_in: int, c_out: int) -> nn.Sequential:
-    """airbench's block: conv -> pool -> BN -> GELU -> conv -> BN -> GELU."""
+ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
+
+
+def _conv_group(c_in: int, c_out: int, activation: str) -> nn.Sequential:
+    """airbench's block: conv -> pool -> BN -> act -> conv -> BN -> act."""
+    act = ACTIVATIONS[activation]
     return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(c_out), nn.GELU(),
-        nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.GELU(),
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(c_out), act(),
+        nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), act(),
     )
 
 
@@ -33,23 +37,32 @@ class FastCNN(nn.Module):
     a 2x2 patch-whitening stem, three conv groups and a max-pooled linear head.
 
     Differs from airbench: no test-time augmentation, no Lookahead, plain PyTorch BatchNorm defaults; the
-    whitening stem is frozen after a data-dependent init (`init_whitening`), as in airbench.
+    whitening stem is frozen after a data-dependent init (`init_whitening`), as in airbench. `activation`
+    (of the conv groups; the stem keeps GELU) and `stem_width` default to airbench's GELU and 24 whitening channels; the `quick` profile uses ReLU and
+    16 (the 8 strongest whitening directions, +-), which steps ~30% faster on a 2-core CPU and exposed more
+    strongly on CIFAR-10 (measured; see README).
     """
 
-    def __init__(self, num_classes: int = 10, widths=(64, 128, 256), stem_width: int = 24):
+    def __init__(self, num_classes: int = 10, widths=(64, 128, 256), stem_width: int = 24,
+                 activation: str = "gelu"):
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
+        if stem_width % 2 or not 2 <= stem_width <= 24:
+            raise ValueError(f"stem_width must be even and in [2, 24] (+- the 12 whitening directions of 2x2x3 "
+                             f"patches); got {stem_width}")
         self.normalize = Normalize()
         self.stem = nn.Conv2d(3, stem_width, kernel_size=2, padding=0, bias=True)
         self.stem.weight.requires_grad_(False)   # frozen whitening filters (set by init_whitening)
         groups, c_in = [], stem_width
         for width in widths:
-            groups.append(_conv_group(c_in, width))
+            groups.append(_conv_group(c_in, width, activation))
             c_in = width
         self.groups = nn.Sequential(*groups)
         self.head = nn.Linear(c_in, num_classes, bias=True)   # a class bias, as in ResNet-18's head
 
     def features(self, x):
-        x = nn.functional.gelu(self.stem(self.normalize(x)))
+        x = nn.functional.gelu(self.stem(self.normalize(x)))     # GELU after whitening whatever `activation`
         x = self.groups(x)
         return torch.amax(x, dim=(2, 3))
 
@@ -113,9 +126,11 @@ class ResNet18(nn.Module):
 MODELS = {"fastcnn": FastCNN, "resnet18": ResNet18}
 
 
-def build_model(name: str, num_classes: int = 10, widths=(64, 128, 256)) -> nn.Module:
+def build_model(name: str, num_classes: int = 10, widths=(64, 128, 256), stem_width: int = 24,
+                activation: str = "gelu") -> nn.Module:
+    """A model by name; widths, stem_width and activation shape FastCNN (ResNet-18 is fixed)."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
     if name == "fastcnn":
-        return FastCNN(num_classes, widths=tuple(widths))
+        return FastCNN(num_classes, widths=tuple(widths), stem_width=stem_width, activation=activation)
     return ResNet18(num_classes)

@@ -50,13 +50,13 @@ def model_key(profile: Profile, data: ImageData, attack: Attack | None, seed: in
                      attack.params() if attack is not None else None, seed)
 
 
-def _build(profile: Profile, data: ImageData, seed: int | None = None):
+def new_model(profile: Profile, data: ImageData, seed: int | None = None):
     """The profile's architecture; initialised from `seed` when given (the initial weights are part of what a
     model seed fixes: unseeded, they would depend on whatever drew random numbers before in the process)."""
     t = profile.train
     if seed is not None:
         torch.manual_seed(seed)
-    return build_model(t.model, data.num_classes, t.widths)
+    return build_model(t.model, data.num_classes, t.widths, t.stem_width, t.activation)
 
 
 def train_suspect(profile: Profile, data: ImageData, attack: Attack | str | None = None, seed: int = 0,
@@ -69,7 +69,7 @@ def train_suspect(profile: Profile, data: ImageData, attack: Attack | str | None
         attack = make_attack(attack, **{"seed": seed, **(attack_params or {})})
     key = model_key(profile, data, attack, seed)
     path = Path(cache_dir) / "models" / f"{key}.safetensors"
-    model = _build(profile, data, seed).to(data.train_x.device)
+    model = new_model(profile, data, seed).to(data.train_x.device)
     cached = load_tensors(path, with_metadata=True)
     if cached is not None:
         tensors, record = cached
@@ -108,7 +108,7 @@ def expose(profile: Profile, data: ImageData, suspect: Suspect, cache_dir="cache
     key = cache_key("cul", suspect.key, as_dict(profile.cul), restart, monitor_size)
     base = Path(cache_dir) / "exposed" / key
     cached_model, cached_log = load_tensors(f"{base}.safetensors"), load_json(f"{base}.json")
-    exposed = _build(profile, data).to(data.train_x.device)
+    exposed = new_model(profile, data).to(data.train_x.device)
     if cached_model is not None and cached_log is not None:
         exposed.load_state_dict(cached_model)
         log = pd.DataFrame(cached_log["rows"])

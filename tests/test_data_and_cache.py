@@ -101,9 +101,9 @@ def test_every_tidy_row_names_profile_dataset_hardware_and_seed():
 def test_a_model_seed_fixes_the_initial_weights_whatever_ran_before(smoke, smoke_data):
     # the CI failure this guards against: initial weights drawn from the global RNG before seeding, so a
     # model depended on which models the process had trained before it
-    first = pl._build(smoke, smoke_data, seed=3).state_dict()
+    first = pl.new_model(smoke, smoke_data, seed=3).state_dict()
     torch.rand(1000)                                            # other work draws random numbers in between
-    second = pl._build(smoke, smoke_data, seed=3).state_dict()
+    second = pl.new_model(smoke, smoke_data, seed=3).state_dict()
     assert all(torch.equal(first[k], second[k]) for k in first)
-    other = pl._build(smoke, smoke_data, seed=4).state_dict()
+    other = pl.new_model(smoke, smoke_data, seed=4).state_dict()
     assert not all(torch.equal(first[k], other[k]) for k in first)
