@@ -38,9 +38,9 @@ class FastCNN(nn.Module):
 
     Differs from airbench: no test-time augmentation, no Lookahead, plain PyTorch BatchNorm defaults; the
     whitening stem is frozen after a data-dependent init (`init_whitening`), as in airbench. `activation`
-    (of the conv groups; the stem keeps GELU) and `stem_width` default to airbench's GELU and 24 whitening channels; the `quick` profile uses ReLU and
-    16 (the 8 strongest whitening directions, +-), which steps ~30% faster on a 2-core CPU and exposed more
-    strongly on CIFAR-10 (measured; see README).
+    (of the conv groups; the stem keeps GELU) and `stem_width` default to airbench's GELU and 24 whitening
+    channels; the `quick` profile uses ReLU and 16 (the 8 strongest whitening directions, +-), which steps
+    ~30% faster on a 2-core CPU and exposed more strongly on CIFAR-10 (measured; see README).
     """
 
     def __init__(self, num_classes: int = 10, widths=(64, 128, 256), stem_width: int = 24,

@@ -54,6 +54,13 @@ def test_unknown_profile_dataset_and_setting_raise():
         load_data(DataConfig(dataset="mnist"))
     with pytest.raises(ValueError, match="epochs"):
         get_profile("quick", train={"epoch": 3})
+    from ebyd_utils.models import build_model
+    with pytest.raises(ValueError, match="'gelu', 'relu'"):
+        build_model("fastcnn", activation="tanh")
+    with pytest.raises(ValueError, match="stem_width"):
+        build_model("fastcnn", stem_width=30)
+    with pytest.raises(ValueError, match="resnet18"):
+        build_model("vgg")
 
 
 def test_cache_key_changes_with_every_parameter():
