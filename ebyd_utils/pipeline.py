@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from sklearn.metrics import roc_auc_score
 
 from .attacks import Attack, make_attack
 from .config import Profile, as_dict
@@ -21,7 +22,7 @@ from .defenses import detect_label, shares_at_stop
 from .expose import clean_unlearn
 from .models import build_model
 from .results import cache_key, hardware_name, load_json, load_tensors, save_json, save_tensors, tidy_rows
-from .train import evaluate, pick_device, train_model
+from .train import class_shares, evaluate, pick_device, train_model
 
 REFERENCE_SEED_OFFSET = 1000   # defender's clean reference models use seeds 1000, 1001, ... (never a zoo seed)
 MODEL_VERSION = 2              # bump when training code changes what a key's model is (2: seeded initialisation)
@@ -160,6 +161,30 @@ def detection_rows(profile: Profile, suspect: Suspect, logs, reference_logs, ref
                      "verdict": det.verdict, "threshold": det.threshold,
                      "stop_epochs": ",".join(str(log.attrs.get("stop_epoch")) for log in logs)})
     return rows
+
+
+def detection_table(profile: Profile, data: ImageData, zoo, zoo_logs, references, reference_logs) -> pd.DataFrame:
+    """detection_rows for every model of the zoo (with and without CUL), with the evaluation's truth:
+    `backdoored`, and `correct` = flagged with the true target. zoo_logs / reference_logs: each model's
+    CUL restarts (expose_restarts)."""
+    reference_clean_shares = [class_shares(r.model, data.probe_x, data.num_classes) for r in references]
+    rows = [{**context(profile, data), **row} for s, logs in zip(zoo, zoo_logs)
+            for row in detection_rows(profile, s, logs, reference_logs, reference_clean_shares,
+                                      class_shares(s.model, data.probe_x, data.num_classes))]
+    table = pd.DataFrame(rows)
+    return table.assign(backdoored=table["attack"] != "clean",
+                        correct=table["flagged"] & (table["detected_label"] == table["true_target"]))
+
+
+def detection_summary(detections: pd.DataFrame) -> pd.DataFrame:
+    """Per exposure: share of backdoored models flagged with the right target, share of clean models
+    flagged, and the ROC AUC of the score (backdoored vs clean)."""
+    return pd.DataFrame([{"exposure": exposure,
+                          "detection_accuracy": g.loc[g["backdoored"], "correct"].mean(),
+                          "false_flags_on_clean": g.loc[~g["backdoored"], "flagged"].mean(),
+                          "roc_auc": roc_auc_score(g["backdoored"], g["score"]),
+                          "n_backdoored": g["backdoored"].sum(), "n_clean": (~g["backdoored"]).sum()}
+                         for exposure, g in detections.groupby("exposure")]).set_index("exposure")
 
 
 def context(profile: Profile, data: ImageData) -> dict:

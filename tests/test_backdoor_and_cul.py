@@ -68,3 +68,14 @@ def test_detection_without_references_is_stated_not_silent():
     assert det.flagged and det.label == 0 and abs(det.score - 0.4) < 1e-6
     weak = detect_label(torch.full((10,), 0.1), None, threshold=0.1, exposed=False)
     assert weak.verdict == "not exposed" and not weak.flagged
+
+
+def test_detection_summary_counts_right_targets_false_flags_and_auc():
+    import pandas as pd
+    table = pd.DataFrame({"exposure": ["CUL"] * 4, "backdoored": [True, True, False, False],
+                          "correct": [True, False, False, False], "flagged": [True, True, False, True],
+                          "score": [0.5, 0.3, 0.1, 0.4]})
+    row = pl.detection_summary(table).loc["CUL"]
+    # one backdoored model flagged on a wrong label does not count as detected; the clean one at 0.4 is a false flag
+    assert row["detection_accuracy"] == 0.5 and row["false_flags_on_clean"] == 0.5
+    assert row["roc_auc"] == 0.75 and row["n_backdoored"] == 2 and row["n_clean"] == 2
