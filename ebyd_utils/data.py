@@ -92,8 +92,9 @@ def split_indices(n_train: int, num_classes: int, cfg: DataConfig):
                          f"< {n_train} training images; got {cfg.defense_size} + {cfg.probe_size}")
     order = torch.randperm(n_train, generator=torch.Generator().manual_seed(cfg.split_seed))
     defense, probe, rest = order[: cfg.defense_size], order[cfg.defense_size: held_out], order[held_out:]
-    rest = rest.sort().values
-    return (rest[: cfg.train_subset] if cfg.train_subset else rest), defense, probe
+    # a random subset (rest is in random order): image folders list the training set class by class
+    rest = (rest[: cfg.train_subset] if cfg.train_subset else rest).sort().values
+    return rest, defense, probe
 
 
 def split_data(name, classes, train_x, train_y, test_x, test_y, cfg: DataConfig) -> ImageData:
