@@ -1,6 +1,8 @@
 # The companion's entry points. Everything runs from the project's own virtual environment (.venv).
 #   make test                      install if needed, run the tests
 #   make figures PROFILE=quick     run notebooks/*.ipynb in order (papermill), writing results/ and figures
+#   make figures WORKERS=4         ... after building the profile's zoo with 4 Ray workers (or RAY_ADDRESS=auto)
+#   make zoo PROFILE=quick WORKERS=2   only build the zoo (every model and CUL run), with a progress bar
 #   make bench PROFILE=quick       our training loop vs. the official-style loop (results/benchmarks.csv)
 #   make data                      put CIFAR-10 into DATA_DIR
 PROFILE ?= quick
@@ -10,22 +12,27 @@ CACHE_DIR ?= cache
 SHARED ?= ../shared
 PYTHON ?= python3
 TORCH ?= torch==2.14.1 torchvision==0.29.1
+WORKERS ?= 0
+RAY_ADDRESS ?=
+THREADS ?=
+FANOUT := --workers $(WORKERS) $(if $(RAY_ADDRESS),--address $(RAY_ADDRESS)) $(if $(THREADS),--threads $(THREADS))
 
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 CIFAR_TAR := $(SHARED)/data/cifar10-jpg.tar.gz
 
-.PHONY: venv install test figures bench lab data clean-cache
+.PHONY: venv install test figures zoo bench lab data clean-cache
 
 venv install: $(VENV)/.installed
 
 # A stamp, so a second run costs nothing until pyproject.toml changes. torch first and pinned: it is the
-# large download and the version the results were made with (any recent torch works).
+# large download and the version the results were made with (any recent torch works). The `ray` extra is
+# installed too, for WORKERS=N and for the tests of the fan-out; without WORKERS nothing imports it.
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install $(TORCH)
-	$(PIP) install -e '.[dev]'
+	$(PIP) install -e '.[dev,ray]'
 	touch $@
 
 $(VENV)/.lab-installed: $(VENV)/.installed
@@ -36,7 +43,10 @@ test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
 figures: $(VENV)/.installed
-	$(PY) -m ebyd_utils.run_notebooks --profile $(PROFILE) --device $(DEVICE) --data-dir $(DATA_DIR)
+	$(PY) -m ebyd_utils.run_notebooks --profile $(PROFILE) --device $(DEVICE) --data-dir $(DATA_DIR) $(FANOUT)
+
+zoo: $(VENV)/.installed
+	$(PY) -m ebyd_utils.zoo --profile $(PROFILE) --device $(DEVICE) --data-dir $(DATA_DIR) --cache-dir $(CACHE_DIR) $(FANOUT)
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench.py --profile $(PROFILE) --device $(DEVICE) --data-dir $(DATA_DIR) \

@@ -9,7 +9,9 @@ Measures, on the profile's model and recipe:
        PIL images, per-sample torchvision transforms, DataLoader workers, fp32), same number of steps;
   c)   wall time until test CA first reaches --target-ca (evaluation time excluded from the clock);
   d)   Clean Unlearning of one trained model and label detection on its log, seconds per model;
-  e)   each notebook's wall time, as written by the notebook runner to results/notebook_times.csv.
+  e)   each notebook's wall time, as written by the notebook runner to results/notebook_times.csv;
+  f)   a zoo build (the first --zoo-models suspect rows of the profile's zoo, each with its CUL restarts) from an
+       empty cache, in-process and with --zoo-workers Ray workers: wall time, start-up included.
 Writes results/benchmarks.csv (columns benchmark, loop, metric, value, unit, profile, dataset, hardware, date);
 rows of other profiles or hardware already in that file are kept.
 """
@@ -89,6 +91,35 @@ def time_to_target(epochs_iter, evaluate, target, max_epochs, device, desc):
     return None, epoch, ca
 
 
+def zoo_build_times(args, profile) -> dict:
+    """Wall time of building the first --zoo-models suspects of the zoo (and their CUL restarts) from an empty
+    unit cache: in-process with all threads, then as Ray tasks with --zoo-workers workers (threads split).
+    The decoded dataset is shared, so both pay only for the units (and Ray its start-up)."""
+    import tempfile
+
+    from ebyd_utils import zoo
+
+    table = zoo.zoo_table(profile)
+    table = table[table["role"] == "suspect"].head(args.zoo_models)
+    out = {}
+    for loop, workers in (("in-process", 0), (f"ray x{args.zoo_workers}", args.zoo_workers)):
+        with tempfile.TemporaryDirectory() as tmp:
+            data_cache = Path(args.cache_dir, "data").resolve()
+            data_cache.mkdir(parents=True, exist_ok=True)
+            Path(tmp, "data").symlink_to(data_cache)
+            start = time.perf_counter()
+            report = zoo.build(profile, table, args.data_dir, tmp, args.device, workers=workers)
+            seconds = time.perf_counter() - start
+        if not (report["status"] == "done").all():
+            raise SystemExit(f"zoo build failed:\n{report[report['status'] != 'done'].to_string()}")
+        out[loop] = {"seconds": (seconds, "s"), "units": (len(report), "units"),
+                     "units_per_min": (60 * len(report) / seconds, "units/min"),
+                     "threads_per_unit": (report["threads"].max(), "threads")}
+    first, second = out
+    out[f"{second}/{first}"] = {"speedup": (out[first]["seconds"][0] / out[second]["seconds"][0], "x")}
+    return out
+
+
 def reference_dataset(args, profile, data):
     transform = train_transform(profile.train)
     if args.reference == "memory":
@@ -115,6 +146,8 @@ def main():
                     help="reference images: 'memory' = uint8 arrays -> PIL per sample, as torchvision's CIFAR10 "
                          "(what the official code uses); 'imagefolder' = JPEG files decoded per sample")
     ap.add_argument("--num-workers", type=int, default=2, help="reference DataLoader workers")
+    ap.add_argument("--zoo-models", type=int, default=4, help="models of the zoo-build part (0 skips it)")
+    ap.add_argument("--zoo-workers", type=int, default=2, help="Ray workers of the zoo-build part")
     ap.add_argument("--cache-dir", default="cache")
     ap.add_argument("--notebook-times", default="results/notebook_times.csv")
     ap.add_argument("--out", default="results/benchmarks.csv")
@@ -204,6 +237,12 @@ def main():
         start = time.perf_counter()
         detect_label(shares_at_stop(log), None, profile.detection.threshold, exposed=bool(log.attrs["collapsed"]))
         add("label_detection", "ours", "seconds_per_model", time.perf_counter() - start, "s")
+
+    # f) a zoo slice built from an empty cache, in-process and over Ray workers
+    if args.zoo_models:
+        for loop, row in zoo_build_times(args, profile).items():
+            for metric, (value, unit) in row.items():
+                add("zoo_build", loop, metric, value, unit)
 
     # e) notebook wall times, as the notebook runner recorded them (their own profile and hardware)
     nb_path = Path(args.notebook_times)

@@ -20,7 +20,7 @@ import json
 import pandas as pd
 
 from ebyd_utils import pipeline as pl
-from ebyd_utils import plots
+from ebyd_utils import plots, zoo
 from ebyd_utils.config import get_profile
 from ebyd_utils.defenses import detect_label, shares_at_stop
 from ebyd_utils.results import write_csv
@@ -38,7 +38,7 @@ ZOO = [(None, 0), (None, 1), ("badnets", 0), ("badnets", 1), ("blend", 0)]
 def run_variant(args, name, overrides) -> list[dict]:
     profile = get_profile(args.profile, cul=overrides)
     data = pl.setup(profile, args.data_dir, args.device, args.cache_dir)
-    refs = pl.reference_models(profile, data, args.cache_dir, progress=False)
+    refs = zoo.references(profile, data, args.cache_dir, progress=False)
     ref_shares = [shares_at_stop(pl.expose(profile, data, r, args.cache_dir, 0, False)[1]) for r in refs]
     rows = []
     for attack, seed in ZOO:

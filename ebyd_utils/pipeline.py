@@ -2,14 +2,14 @@
 
 This is the one place that holds both sides of the defender's wall: it trains suspects with attacks, hands the
 defender (expose/, defenses/) only what a defender has, and evaluates with the attack afterwards. Every unit
-is a cached, pure function of its parameters: a model under a key of (data, training recipe, attack, seed),
-an exposure under (model key, CUL settings, seed).
+is a cached unit (`units.cached_unit`), a pure function of its parameters: a model under a key of (data, training
+recipe, attack, seed), an exposure under (model key, CUL settings, restart, monitor size). Which models exist is
+the zoo's business (`zoo.py`).
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 import torch
@@ -21,10 +21,10 @@ from .data import ImageData, load_data
 from .defenses import detect_label, shares_at_stop
 from .expose import clean_unlearn
 from .models import build_model
-from .results import cache_key, hardware_name, load_json, load_tensors, save_json, save_tensors, tidy_rows
+from .results import hardware_name, tidy_rows
 from .train import class_shares, evaluate, pick_device, train_model
+from .units import cached_unit
 
-REFERENCE_SEED_OFFSET = 1000   # defender's clean reference models use seeds 1000, 1001, ... (never a zoo seed)
 MODEL_VERSION = 2              # bump when training code changes what a key's model is (2: seeded initialisation)
 
 
@@ -34,7 +34,7 @@ class Suspect:
     attack: Attack | None        # evaluation side only: never handed to expose/ or defenses/
     seed: int
     key: str
-    record: dict                 # parameters, CA/ASR/RA, poisoned count, training seconds
+    record: dict                 # CA/ASR/RA, poisoned count, training seconds, hardware, threads (the unit's record)
 
     @property
     def label(self) -> str:
@@ -46,9 +46,10 @@ def setup(profile: Profile, data_dir=None, device="auto", cache_dir="cache") -> 
     return load_data(profile.data, data_dir=data_dir, cache_dir=cache_dir, device=pick_device(device))
 
 
-def model_key(profile: Profile, data: ImageData, attack: Attack | None, seed: int) -> str:
-    return cache_key("model", MODEL_VERSION, data.fingerprint(), as_dict(profile.data), as_dict(profile.train),
-                     attack.params() if attack is not None else None, seed)
+def model_params(profile: Profile, data: ImageData, attack: Attack | None, seed: int) -> dict:
+    """Every parameter that decides a trained model: its unit's key."""
+    return {"version": MODEL_VERSION, "data": data.fingerprint(), "data_config": as_dict(profile.data),
+            "train": as_dict(profile.train), "attack": attack.params() if attack is not None else None, "seed": seed}
 
 
 def new_model(profile: Profile, data: ImageData, seed: int | None = None):
@@ -60,44 +61,48 @@ def new_model(profile: Profile, data: ImageData, seed: int | None = None):
     return build_model(t.model, data.num_classes, t.widths, t.stem_width, t.activation)
 
 
+def model_from_tensors(profile: Profile, data: ImageData, tensors: dict, prefix: str = "") -> torch.nn.Module:
+    """A model of the profile's architecture with weights from a unit's tensors, on the data's device, in eval
+    mode and channels_last. Computed and cached units both pass through here, so what follows (CUL, defenses)
+    starts from the same model whether this process trained it or loaded it. The throw-away initial weights
+    draw from a forked RNG, so loading a model leaves the global random state as it was."""
+    with torch.random.fork_rng(devices=[]):
+        model = new_model(profile, data)
+    model.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+    return model.to(data.train_x.device, memory_format=torch.channels_last).eval()
+
+
 def train_suspect(profile: Profile, data: ImageData, attack: Attack | str | None = None, seed: int = 0,
                   cache_dir="cache", progress: bool = True, attack_params: dict | None = None) -> Suspect:
-    """Train (or load from cache) a model on data poisoned by `attack` (None = clean model).
+    """Train (or load from cache) a model on data poisoned by `attack` (None = clean model): a cached unit.
 
     `attack` is an Attack or a registry name; a name is built with `attack_params`, its trigger and poison
     choice seeded by the model seed unless attack_params says otherwise."""
     if isinstance(attack, str):
         attack = make_attack(attack, **{"seed": seed, **(attack_params or {})})
-    key = model_key(profile, data, attack, seed)
-    path = Path(cache_dir) / "models" / f"{key}.safetensors"
-    model = new_model(profile, data, seed).to(data.train_x.device)
-    cached = load_tensors(path, with_metadata=True)
-    if cached is not None:
-        tensors, record = cached
-        model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
-        return Suspect(model.eval(), attack, seed, key, record)
-    x, y, poisoned = data.train_x, data.train_y, torch.empty(0, dtype=torch.long)
-    if attack is not None:
-        x, y, poisoned = attack.poison(data.train_x, data.train_y, data.num_classes)
-    start = time.perf_counter()
-    model = train_model(model, x, y, profile.train, seed, progress, desc=f"train {attack.name if attack else 'clean'}")
-    seconds = time.perf_counter() - start
-    record = {"key": key, "attack": attack.params() if attack else None, "seed": seed,
-              "train": as_dict(profile.train), "n_train": len(y), "n_poisoned": len(poisoned),
-              "train_seconds": seconds, "hardware": hardware_name(data.train_x.device),
-              **evaluate(model, data, attack)}
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    if attack is not None:
-        tensors.update(attack.trigger_tensors(*data.train_x.shape[-2:]))
-        tensors["poisoned_indices"] = poisoned
-    save_tensors(path, tensors, metadata=record)
-    return Suspect(model, attack, seed, key, record)
+    name = attack.name if attack is not None else "clean"
 
+    def compute():
+        x, y, poisoned = data.train_x, data.train_y, torch.empty(0, dtype=torch.long)
+        if attack is not None:
+            x, y, poisoned = attack.poison(data.train_x, data.train_y, data.num_classes)
+        start = time.perf_counter()
+        model = train_model(new_model(profile, data, seed).to(data.train_x.device), x, y, profile.train, seed,
+                            progress, desc=f"train {name}")
+        info = {"attack": attack.params() if attack else None, "seed": seed, "n_train": len(y),
+                "n_poisoned": len(poisoned), "train_seconds": time.perf_counter() - start,
+                **evaluate(model, data, attack)}
+        tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+        if attack is not None:
+            tensors.update(attack.trigger_tensors(*data.train_x.shape[-2:]))
+            tensors["poisoned_indices"] = poisoned
+        return tensors, info
 
-def reference_models(profile: Profile, data: ImageData, cache_dir="cache", progress=True) -> list[Suspect]:
-    """The defender's clean reference models: same architecture and recipe, their own seeds."""
-    return [train_suspect(profile, data, None, REFERENCE_SEED_OFFSET + i, cache_dir, progress)
-            for i in range(profile.detection.n_reference)]
+    unit = cached_unit("model", model_params(profile, data, attack, seed), compute, cache_dir,
+                       device=data.train_x.device, label=f"{name} seed {seed}")
+    record = {**unit.info, "key": unit.key, "hardware": unit.record["hardware"],
+              "threads": unit.record["threads"], "computed": unit.computed}
+    return Suspect(model_from_tensors(profile, data, unit.tensors, "model."), attack, seed, unit.key, record)
 
 
 def expose(profile: Profile, data: ImageData, suspect: Suspect, cache_dir="cache", monitor_size: int = 2000,
@@ -105,25 +110,20 @@ def expose(profile: Profile, data: ImageData, suspect: Suspect, cache_dir="cache
     """Clean Unlearning of a suspect (defender side), with test CA/ASR logged per epoch by the evaluation side
     on `monitor_size` test images (0 = no monitor). `restart` seeds the CUL run.
 
-    Returns (exposed model, log). Cached under (model key, CUL settings, restart, monitor size)."""
-    key = cache_key("cul", suspect.key, as_dict(profile.cul), restart, monitor_size)
-    base = Path(cache_dir) / "exposed" / key
-    cached_model, cached_log = load_tensors(f"{base}.safetensors"), load_json(f"{base}.json")
-    exposed = new_model(profile, data).to(data.train_x.device)
-    if cached_model is not None and cached_log is not None:
-        exposed.load_state_dict(cached_model)
-        log = pd.DataFrame(cached_log["rows"])
-        log.attrs.update(cached_log["attrs"])
-        return exposed.eval(), log
-    monitor_data = _subset_test(data, monitor_size)
-    start = time.perf_counter()
-    exposed, log = clean_unlearn(suspect.model, data.defense_x, data.defense_y, profile.cul, data.num_classes,
-                                 probe_x=data.probe_x, seed=restart, progress=progress,
-                                 monitor=(lambda m: evaluate(m, monitor_data, suspect.attack)) if monitor_size else None)
-    log.attrs["seconds_with_monitor"] = time.perf_counter() - start
-    save_tensors(f"{base}.safetensors", exposed.state_dict())
-    save_json(f"{base}.json", {"rows": log.to_dict("records"), "attrs": log.attrs})
-    return exposed, log
+    Returns (exposed model, log): a cached unit under (model key, CUL settings, restart, monitor size)."""
+    def compute():
+        monitor_data = _subset_test(data, monitor_size)
+        monitor = (lambda m: evaluate(m, monitor_data, suspect.attack)) if monitor_size else None
+        exposed, log = clean_unlearn(suspect.model, data.defense_x, data.defense_y, profile.cul, data.num_classes,
+                                     probe_x=data.probe_x, seed=restart, progress=progress, monitor=monitor)
+        return exposed.state_dict(), {"rows": log.to_dict("records"), "attrs": log.attrs}
+
+    params = {"suspect": suspect.key, "cul": as_dict(profile.cul), "restart": restart, "monitor_size": monitor_size}
+    unit = cached_unit("cul", params, compute, cache_dir, device=data.train_x.device,
+                       label=f"{suspect.label} seed {suspect.seed} restart {restart}")
+    log = pd.DataFrame(unit.info["rows"])
+    log.attrs.update(unit.info["attrs"], seconds=unit.record["seconds"], computed=unit.computed)
+    return model_from_tensors(profile, data, unit.tensors), log
 
 
 def expose_restarts(profile: Profile, data: ImageData, suspect: Suspect, cache_dir="cache",
@@ -192,24 +192,16 @@ def context(profile: Profile, data: ImageData) -> dict:
     return {"profile": profile.name, "dataset": data.name, "hardware": hardware_name(data.train_x.device)}
 
 
-# ------------------------------------------------------------------------------------ zoo and tables
-def train_zoo(profile: Profile, data: ImageData, attacks=("badnets", "blend", "trojan", "sig"), seeds=None,
-              include_clean: bool = True, cache_dir="cache", progress: bool = True) -> list[Suspect]:
-    """Clean control(s) plus one backdoored model per attack and seed (all with default trigger settings)."""
-    seeds = profile.seeds if seeds is None else seeds
-    names = ([None] if include_clean else []) + list(attacks)
-    # the attack's own seed (trigger, poisoned images) follows the model seed, so each zoo seed is a fresh draw
-    return [train_suspect(profile, data, make_attack(name, seed=seed) if name else None, seed, cache_dir, progress)
-            for seed in seeds for name in names]
-
-
+# ------------------------------------------------------------------------------------------ tables
 def model_table(profile: Profile, data: ImageData, suspects) -> pd.DataFrame:
-    """Tidy CA / ASR / RA / training time of each model."""
+    """Tidy CA / ASR / RA / training time of each model; `hardware` is where the model was trained (a zoo built
+    by workers elsewhere keeps their name), `threads` the torch threads it trained with."""
     ctx = context(profile, data)
     metrics = ("CA", "ASR", "RA", "train_seconds", "n_poisoned")
     return pd.DataFrame([row for s in suspects
                          for row in tidy_rows({m: s.record[m] for m in metrics if m in s.record},
-                                              **ctx, seed=s.seed, attack=s.label)])
+                                              **{**ctx, "hardware": s.record["hardware"]}, seed=s.seed,
+                                              attack=s.label, threads=s.record["threads"])])
 
 
 def exposure_table(profile: Profile, data: ImageData, suspect: Suspect, log: pd.DataFrame) -> pd.DataFrame:

@@ -1,6 +1,6 @@
 """Run the companion's notebooks end to end with papermill, and time each one.
 
-    python -m ebyd_utils.run_notebooks --profile quick --device auto --data-dir data [--only 02]
+    python -m ebyd_utils.run_notebooks --profile quick --device auto --data-dir data [--only 02] [--workers 4]
 
 Notebooks run in name order from notebooks/ (cwd = notebooks/, kernel python3) with the parameters PROFILE,
 DEVICE, DATA_DIR, CACHE_DIR, RESULTS_DIR, FIGURES_DIR and PROGRESS; every path is passed absolute (relative ones
@@ -8,11 +8,22 @@ are resolved against the repository root), so a notebook writes to the same plac
 bars are off unless --progress is given: each bar update would be stored in the executed copy. Executed
 copies go to results/executed/<name>.ipynb, and results/notebook_times.csv keeps one row per (notebook,
 profile, hardware): a re-run replaces its row, other rows stay.
+
+With --workers N (or --address of a Ray cluster) the profile's zoo -- every model and CUL run the notebooks
+ask for -- is built first as Ray tasks (`zoo.build`); the notebooks then only read the cache. Without it,
+nothing changes: the notebooks compute what is missing, in their kernel, and Ray is never imported.
+
+What the terminal shows: a line per notebook, a bar over its cells, and a line per unit the kernel computes
+(sent through `progress`'s side channel, so the executed notebooks hold no bar updates). Kernels talk over
+IPC sockets, not TCP: local-only, and without ipykernel's warning about unencrypted TCP.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
+import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -20,6 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from .config import PROFILES
+from .progress import PROGRESS_ENV, Follower
 from .results import hardware_name
 from .train import pick_device
 
@@ -41,7 +53,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="run only notebooks whose name starts with this (repeatable), e.g. --only 02")
     parser.add_argument("--progress", action="store_true", help="keep the notebooks' progress bars on")
     parser.add_argument("--root", type=Path, default=None, help="repository root (default: this checkout)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="build the zoo first with this many Ray workers on this machine (0: no Ray)")
+    parser.add_argument("--address", default=None, help="build the zoo first on this Ray cluster (e.g. auto)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per Ray task")
+    parser.add_argument("--gpus-per-task", type=float, default=0.0, help="GPU share per Ray task, e.g. 0.33")
     args = parser.parse_args(argv)
+    if args.workers < 0:
+        parser.error(f"--workers must be >= 0; got {args.workers}")
     if args.profile not in PROFILES:   # fail before starting a kernel, with the choices spelled out
         parser.error(f"unknown profile {args.profile!r}; choose one of {sorted(PROFILES)}")
     return args
@@ -66,15 +85,42 @@ def notebook_parameters(root: Path, profile: str, device: str, data_dir: str, pr
             "PROGRESS": progress}
 
 
-def run_one(notebook: Path, output: Path, parameters: dict) -> float:
-    """Execute one notebook with papermill; returns its wall-clock seconds."""
+def kernel_manager_class():
+    """A kernel manager whose kernels listen on IPC sockets (files in a private folder) instead of TCP ports."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            super().__init__(transport="ipc", **kwargs)
+    return IPCKernelManager
+
+
+def run_one(notebook: Path, output: Path, parameters: dict, progress_bar: bool = True) -> float:
+    """Execute one notebook with papermill (a bar over its cells in the terminal); returns its wall seconds."""
     import papermill as pm   # imported here so `--help` stays fast
 
     output.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     pm.execute_notebook(str(notebook), str(output), parameters=parameters, kernel_name="python3",
-                        cwd=str(notebook.parent), progress_bar=False, log_output=False)
+                        cwd=str(notebook.parent), progress_bar=progress_bar, log_output=False,
+                        kernel_manager_class=kernel_manager_class())
     return time.perf_counter() - start
+
+
+def prebuild_zoo(args, root: Path) -> int:
+    """Every unit of the profile's zoo, fanned out over Ray before the notebooks run; 1 if a unit failed."""
+    from . import zoo
+    from .config import get_profile
+
+    params = notebook_parameters(root, args.profile, args.device, args.data_dir)
+    report = zoo.build(get_profile(args.profile), None, params["DATA_DIR"], params["CACHE_DIR"], args.device,
+                       args.workers, args.address, args.threads, args.gpus_per_task)
+    failed = report[report["status"] != "done"]
+    print(f"[run_notebooks] zoo: {len(report)} units, {int(report['computed'].sum())} computed, "
+          f"{len(failed)} failed or skipped", flush=True)
+    if len(failed):
+        print(failed[["id", "status", "error", "attack_params"]].to_string(index=False), file=sys.stderr)
+    return 1 if len(failed) else 0
 
 
 def record_time(times_csv: Path, row: dict) -> pd.DataFrame:
@@ -94,19 +140,43 @@ def main(argv=None) -> int:
     root = (args.root or repo_root()).resolve()
     params = notebook_parameters(root, args.profile, args.device, args.data_dir, args.progress)
     hardware = hardware_name(pick_device(args.device))
-    for notebook in select_notebooks(root / "notebooks", args.only):
-        output = root / "results" / "executed" / notebook.name
-        print(f"[run_notebooks] {notebook.name} (profile {args.profile}) ...", flush=True)
-        try:
-            seconds = run_one(notebook, output, params)
-        except Exception as err:   # papermill has saved the executed copy up to the failing cell
-            print(f"[run_notebooks] {notebook.name} FAILED; see {output}\n{err}", file=sys.stderr)
-            return 1
-        record_time(root / "results" / "notebook_times.csv",
-                    {"notebook": notebook.name, "profile": args.profile, "seconds": round(seconds, 1),
-                     "hardware": hardware, "date": date.today().isoformat()})
-        print(f"[run_notebooks] {notebook.name}: {seconds:.1f} s -> {output}", flush=True)
+    if (args.workers or args.address) and prebuild_zoo(args, root):
+        return 1
+    with tempfile.TemporaryDirectory() as tmp, _environ(PROGRESS_ENV, str(Path(tmp) / "progress.log")) as channel:
+        for notebook in select_notebooks(root / "notebooks", args.only):
+            output = root / "results" / "executed" / notebook.name
+            print(f"[run_notebooks] {notebook.name} (profile {args.profile}) ...", flush=True)
+            try:
+                with Follower(Path(channel), lambda line: _tqdm_write(f"    {notebook.stem}: {line}")):
+                    seconds = run_one(notebook, output, params)
+            except Exception as err:   # papermill has saved the executed copy up to the failing cell
+                print(f"[run_notebooks] {notebook.name} FAILED; see {output}\n{err}", file=sys.stderr)
+                return 1
+            record_time(root / "results" / "notebook_times.csv",
+                        {"notebook": notebook.name, "profile": args.profile, "seconds": round(seconds, 1),
+                         "hardware": hardware, "date": date.today().isoformat()})
+            print(f"[run_notebooks] {notebook.name}: {seconds:.1f} s -> {output}", flush=True)
     return 0
+
+
+@contextlib.contextmanager
+def _environ(name: str, value: str):
+    """Set an environment variable (which the kernels started meanwhile inherit) for the block only."""
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield value
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
+
+
+def _tqdm_write(line: str) -> None:
+    """Print above papermill's cell bar without breaking it."""
+    from tqdm.auto import tqdm
+    tqdm.write(line)
 
 
 if __name__ == "__main__":

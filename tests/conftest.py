@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from ebyd_utils import pipeline as pl
+from ebyd_utils import zoo
 from ebyd_utils.config import get_profile
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,7 +40,7 @@ def badnets_suspect(smoke, smoke_data, cache_dir):
 
 @pytest.fixture(scope="session")
 def references(smoke, smoke_data, cache_dir):
-    refs = pl.reference_models(smoke, smoke_data, cache_dir, progress=False)
+    refs = zoo.references(smoke, smoke_data, cache_dir, progress=False)
     return refs, [pl.expose_restarts(smoke, smoke_data, r, cache_dir, progress=False) for r in refs]
 
 

@@ -81,7 +81,7 @@ def test_corrupt_cache_file_is_detected_and_rebuilt(smoke, smoke_data, tmp_path)
     # end to end: a truncated model checkpoint is retrained, not trusted
     tiny = get_profile("smoke", train={"epochs": 1})
     first = pl.train_suspect(tiny, smoke_data, None, seed=5, cache_dir=tmp_path, progress=False)
-    model_file = tmp_path / "models" / f"{first.key}.safetensors"
+    model_file = tmp_path / "model" / f"{first.key}.safetensors"
     model_file.write_bytes(model_file.read_bytes()[:100])
     with pytest.warns(UserWarning, match="corrupt"):
         again = pl.train_suspect(tiny, smoke_data, None, seed=5, cache_dir=tmp_path, progress=False)
@@ -93,7 +93,7 @@ def test_cached_model_is_reused_and_predicts_identically(smoke, smoke_data, cach
     again = pl.train_suspect(smoke, smoke_data, "badnets", seed=0, cache_dir=cache_dir, progress=False)
     assert again.record["train_seconds"] == badnets_suspect.record["train_seconds"]  # loaded, not retrained
     assert torch.equal(predict(again.model, smoke_data.test_x), predict(badnets_suspect.model, smoke_data.test_x))
-    tensors = load_tensors(cache_dir / "models" / f"{again.key}.safetensors")
+    tensors = load_tensors(cache_dir / "model" / f"{again.key}.safetensors")
     assert "trigger_mask" in tensors and "poisoned_indices" in tensors   # the trigger is saved with the model
 
 

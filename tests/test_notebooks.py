@@ -7,7 +7,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 EXPECTED = {   # notebook -> files it must write (CSV under results, figure under figures)
-    "00_overview": ["00_environment.csv", "pipeline.png"],
+    "00_overview": ["00_environment.csv", "zoo_smoke.csv", "pipeline.png"],
     "01_attacks": ["01_attacks.csv", "01_triggers.png", "01_attack_metrics.png"],
     "02_clean_unlearning": ["02_cul_log.csv", "02_cul_summary.csv", "02_cul_curves.png", "02_class_shares.png"],
     "03_label_detection": ["03_label_detection.csv", "03_detection_summary.csv", "03_detection_scores.png"],
@@ -15,9 +15,10 @@ EXPECTED = {   # notebook -> files it must write (CSV under results, figure unde
 
 
 @pytest.fixture(scope="module")
-def out_dirs(tmp_path_factory):
+def out_dirs(tmp_path_factory, cache_dir):
+    # the session's unit cache: the notebooks reuse the models and CUL runs the other tests made (same keys)
     root = tmp_path_factory.mktemp("notebooks")
-    return {name: root / name for name in ("results", "figures", "cache", "executed")}
+    return {"cache": cache_dir, **{name: root / name for name in ("results", "figures", "executed")}}
 
 
 def test_every_notebook_is_covered():

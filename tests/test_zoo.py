@@ -1,0 +1,141 @@
+"""The zoo as data and its fan-out: same units in-process and through Ray, resumable, failures reported."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ebyd_utils import zoo
+from ebyd_utils.config import get_profile
+
+REPO = Path(__file__).resolve().parents[1]
+# one epoch, one attack, one CUL restart, no references: units of a few seconds each
+TINY = dict(train=dict(epochs=1), zoo=dict(attacks=("badnets",), seeds=(0,)),
+            detection=dict(n_reference=0, restarts=1))
+TINY_CLI = ["--set", "train.epochs=1", "--set", "zoo.attacks=('badnets',)", "--set", "detection.n_reference=0",
+            "--set", "detection.restarts=1"]
+
+
+def _unit_files(cache) -> dict:
+    return {p.relative_to(cache): p.stat().st_mtime_ns for kind in ("model", "cul")
+            for p in sorted((Path(cache) / kind).glob("*.safetensors"))}
+
+
+def _with_failing_row(profile):
+    """The tiny zoo plus a SIG model asking for more target-class images than exist (its poisoning fails)."""
+    table = zoo.zoo_table(get_profile("smoke", **{**TINY, "zoo": dict(attacks=("badnets", "sig"), seeds=(0,))}))
+    sig = table["attack"] == "sig"
+    params = {**json.loads(table.loc[sig, "attack_params"].item()), "rate": 0.5}
+    table.loc[sig, ["rate", "attack_params"]] = [0.5, json.dumps(params, sort_keys=True)]
+    return table
+
+
+def test_the_zoo_table_names_every_model_and_rebuilds_its_attacks():
+    profile = get_profile("quick")
+    table = zoo.zoo_table(profile)
+    n_suspects = len(profile.zoo.seeds) * (len(profile.zoo.attacks) + 1)
+    assert len(table) == n_suspects + profile.detection.n_reference and table["model_id"].is_unique
+    assert set(table["role"]) == {"suspect", "reference"} and (table["architecture"] == "fastcnn").all()
+    for row in table.to_dict("records"):
+        attack = zoo.attack_of(row)
+        if row["attack"] == "clean":
+            assert attack is None and row["attack_params"] == ""
+        else:   # the row alone rebuilds the attack, so the model's cache key is the same
+            assert json.dumps(attack.params(), sort_keys=True) == row["attack_params"]
+            assert attack.seed == row["seed"] and attack.target == row["target"] == profile.zoo.target
+    references = table[table["role"] == "reference"]
+    assert (references["attack"] == "clean").all() and (references["seed"] >= zoo.REFERENCE_SEED_OFFSET).all()
+
+
+@pytest.mark.parametrize("zoo_change, message", [
+    ({"attacks": ("badnets", "wanet-typo")}, "badnets"), ({"rate": 1.5}, "rate"), ({"target": -1}, "target")])
+def test_a_bad_zoo_spec_says_what_is_allowed(zoo_change, message):
+    with pytest.raises(ValueError, match=message):
+        zoo.zoo_table(get_profile("smoke", zoo=zoo_change))
+
+
+def test_fanout_arguments_are_checked():
+    from ebyd_utils.fanout import run_tasks
+    with pytest.raises(ValueError, match="workers"):
+        run_tasks(zoo.run_task, {}, [], workers=-1)
+    with pytest.raises(ValueError, match="unknown"):
+        run_tasks(zoo.run_task, {}, [{"id": "a", "after": "b"}])
+
+
+@pytest.mark.slow
+def test_ray_and_in_process_builds_give_the_same_units_and_report_the_failing_one(tmp_path):
+    pytest.importorskip("ray")
+    profile = get_profile("smoke", **TINY)
+    table = _with_failing_row(profile)
+    reports = {how: zoo.build(profile, table, None, tmp_path / how, "cpu", workers=workers, threads=1,
+                              progress=False) for how, workers in (("here", 0), ("ray", 2))}
+    for report in reports.values():
+        status = report.set_index("id")["status"]
+        assert status["model:sig-s0"] == "failed" and status["cul:sig-s0:0"] == "skipped"
+        failed = report.set_index("id").loc["model:sig-s0"]
+        assert "lower the rate" in failed["error"] and '"rate": 0.5' in failed["attack_params"]
+        others = report[~report["id"].str.contains("sig")]
+        assert (others["status"] == "done").all() and others["computed"].all()
+    here, there = _unit_files(tmp_path / "here"), _unit_files(tmp_path / "ray")
+    assert sorted(here) == sorted(there) and len(here) == 4          # same keys: 2 models + 2 CUL runs
+    for name in here:
+        a, b = load_file(tmp_path / "here" / name), load_file(tmp_path / "ray" / name)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), f"{name} differs"
+
+
+@pytest.mark.slow
+def test_a_build_killed_halfway_resumes_without_recomputing_finished_units(tmp_path):
+    cache = tmp_path / "cache"
+    command = [sys.executable, "-m", "ebyd_utils.zoo", "--profile", "smoke", *TINY_CLI, "--set", "zoo.seeds=(0, 1)",
+               "--cache-dir", str(cache), "--results-dir", str(tmp_path), "--threads", "1", "--device", "cpu"]
+    first = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while len(_unit_files(cache)) < 3 and first.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    os.kill(first.pid, signal.SIGKILL)                                 # no clean-up: as a power cut would
+    first.wait()
+    finished = _unit_files(cache)
+    assert 3 <= len(finished) < 8, "the build should have been killed halfway"
+    subprocess.run(command + ["--report", str(tmp_path / "report.csv")], cwd=REPO, check=True,
+                   capture_output=True, text=True)
+    import pandas as pd
+    report = pd.read_csv(tmp_path / "report.csv")
+    assert len(report) == 8 and (report["status"] == "done").all()
+    assert report["computed"].sum() == 8 - len(finished)               # only the missing units were computed
+    after = _unit_files(cache)
+    assert len(after) == 8 and all(after[name] == mtime for name, mtime in finished.items())   # untouched
+    assert not list(cache.rglob("*.tmp"))                              # no half-written file stays behind
+
+
+def test_without_workers_ray_is_never_imported(tmp_path):
+    code = ("import sys; from ebyd_utils import zoo, run_notebooks; from ebyd_utils.config import get_profile\n"
+            f"p = get_profile('smoke', **{TINY!r})\n"
+            "t = zoo.zoo_table(p).query(\"attack == 'clean'\")\n"
+            f"r = zoo.build(p, t, None, {str(tmp_path)!r}, 'cpu', progress=False)\n"
+            "assert (r['status'] == 'done').all(), r\n"
+            "assert 'ray' not in sys.modules, 'ray was imported'\n")
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, capture_output=True, text=True)
+
+
+def test_make_figures_shows_unit_progress_in_the_terminal_not_in_the_notebook(tmp_path, capfd):
+    from ebyd_utils import run_notebooks
+    (tmp_path / "notebooks").mkdir()
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                           "display_name": "Python 3"}})
+    nb.cells = [nbformat.v4.new_code_cell('PROFILE = "quick"', metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("from ebyd_utils.progress import report\nreport('model 1/1: done')\n"
+                                          "print('a cell output')")]
+    nbformat.write(nb, tmp_path / "notebooks" / "00_probe.ipynb")
+    assert run_notebooks.main(["--profile", "smoke", "--root", str(tmp_path), "--device", "cpu"]) == 0
+    out, err = capfd.readouterr()
+    assert "00_probe: model 1/1: done" in out + err                   # the unit line reached the terminal
+    assert "without encryption" not in out + err                      # kernels talk over IPC, not TCP
+    executed = (tmp_path / "results" / "executed" / "00_probe.ipynb").read_text()
+    assert "a cell output" in executed and "model 1/1" not in executed.replace("report('model 1/1: done')", "")
