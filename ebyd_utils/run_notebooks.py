@@ -142,12 +142,14 @@ def main(argv=None) -> int:
     hardware = hardware_name(pick_device(args.device))
     if (args.workers or args.address) and prebuild_zoo(args, root):
         return 1
-    with tempfile.TemporaryDirectory() as tmp, _environ(PROGRESS_ENV, str(Path(tmp) / "progress.log")) as channel:
+    with tempfile.TemporaryDirectory() as tmp:
         for notebook in select_notebooks(root / "notebooks", args.only):
             output = root / "results" / "executed" / notebook.name
             print(f"[run_notebooks] {notebook.name} (profile {args.profile}) ...", flush=True)
+            channel = Path(tmp) / f"{notebook.stem}.progress"     # one per notebook: its kernel inherits it
             try:
-                with Follower(Path(channel), lambda line: _tqdm_write(f"    {notebook.stem}: {line}")):
+                with _environ(PROGRESS_ENV, str(channel)), \
+                        Follower(channel, lambda line: _tqdm_write(f"    {notebook.stem}: {line}")):
                     seconds = run_one(notebook, output, params)
             except Exception as err:   # papermill has saved the executed copy up to the failing cell
                 print(f"[run_notebooks] {notebook.name} FAILED; see {output}\n{err}", file=sys.stderr)

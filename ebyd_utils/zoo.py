@@ -83,7 +83,7 @@ def write_table(table: pd.DataFrame, profile: Profile, results_dir) -> str:
 def models(profile: Profile, data: ImageData, rows: pd.DataFrame, cache_dir="cache",
            progress: bool = True) -> list[Suspect]:
     """The models of these zoo rows (trained, or loaded from the cache), in the rows' order."""
-    return _each(rows.to_dict("records"), "model",
+    return _each(rows.to_dict("records"), "model", "models",
                  lambda row: train_suspect(profile, data, attack_of(row), int(row["seed"]), cache_dir, progress),
                  lambda s: s.record["computed"])
 
@@ -97,12 +97,12 @@ def references(profile: Profile, data: ImageData, cache_dir="cache", progress: b
 def exposures(profile: Profile, data: ImageData, suspects, cache_dir="cache",
               monitor_size: int = DEFAULT_MONITOR_SIZE, progress: bool = True) -> list[list]:
     """Every suspect's CUL restarts (pipeline.expose_restarts): one list of logs per suspect."""
-    return _each(suspects, "CUL",
+    return _each(suspects, "CUL", "models' CUL restarts",
                  lambda s: expose_restarts(profile, data, s, cache_dir, monitor_size, progress),
                  lambda logs: any(log.attrs.get("computed") for log in logs))
 
 
-def _each(items, what: str, make, was_computed) -> list:
+def _each(items, what: str, noun: str, make, was_computed) -> list:
     """make(item) for every item, reporting each computed one (k/n, time left) on the progress channel."""
     import time
 
@@ -111,8 +111,8 @@ def _each(items, what: str, make, was_computed) -> list:
         out.append(make(item))
         if was_computed(out[-1]):
             computed += 1
-            report(f"{what} {k}/{len(items)}: {eta(k, len(items), time.perf_counter() - start)}")
-    report(f"{what}: {len(items)} units, {computed} computed, {len(items) - computed} from the cache")
+            report(f"{what} {eta(k, len(items), time.perf_counter() - start)}")
+    report(f"{what}: {len(items)} {noun}, {computed} computed, {len(items) - computed} from the cache")
     return out
 
 
