@@ -11,7 +11,9 @@ Measures, on the profile's model and recipe:
   d)   Clean Unlearning of one trained model and label detection on its log, seconds per model;
   e)   each notebook's wall time, as written by the notebook runner to results/notebook_times.csv;
   f)   a zoo build (the first --zoo-models suspect rows of the profile's zoo, each with its CUL restarts) from an
-       empty cache, in-process and with --zoo-workers Ray workers: wall time, start-up included.
+       empty cache, in-process and with --zoo-workers Ray workers: wall time, start-up included;
+  g)   trigger recovery of one model: each of the profile's methods (Neural Cleanse over all classes, BTI-DBF)
+       on the BadNets suspect, seconds per model at the profile's budget.
 Writes results/benchmarks.csv (columns benchmark, loop, metric, value, unit, profile, dataset, hardware, date);
 rows of other profiles or hardware already in that file are kept.
 """
@@ -30,9 +32,10 @@ from tqdm.auto import tqdm
 
 from ebyd_utils.config import get_profile
 from ebyd_utils.data import load_data, resolve_cifar_dir
-from ebyd_utils.defenses import detect_label, shares_at_stop
+from ebyd_utils.defenses import detect_label, recover_trigger, shares_at_stop
 from ebyd_utils.expose import clean_unlearn
 from ebyd_utils import pipeline
+from ebyd_utils.recovery import method_settings
 from ebyd_utils.results import hardware_name, write_csv
 from ebyd_utils.train import accuracy, pick_device, train_model
 from reference_loop import PILImages, fp32_accuracy, imagefolder_train, reference_epochs, train_transform
@@ -142,6 +145,7 @@ def main():
     ap.add_argument("--target-ca", type=float, default=0.80)
     ap.add_argument("--skip-time-to-80", action="store_true", help="skip the time-to-CA part (the slow one)")
     ap.add_argument("--skip-cul", action="store_true", help="skip CUL and detection (they need a trained model)")
+    ap.add_argument("--skip-recovery", action="store_true", help="skip the trigger-recovery timing")
     ap.add_argument("--reference", choices=("memory", "imagefolder"), default="memory",
                     help="reference images: 'memory' = uint8 arrays -> PIL per sample, as torchvision's CIFAR10 "
                          "(what the official code uses); 'imagefolder' = JPEG files decoded per sample")
@@ -237,6 +241,17 @@ def main():
         start = time.perf_counter()
         detect_label(shares_at_stop(log), None, profile.detection.threshold, exposed=bool(log.attrs["collapsed"]))
         add("label_detection", "ours", "seconds_per_model", time.perf_counter() - start, "s")
+
+    # g) trigger recovery of one model, each method at the profile's budget (not cached: timed afresh)
+    if not args.skip_recovery:
+        suspect = pipeline.train_suspect(profile, data, "badnets", seed=0, cache_dir=args.cache_dir)
+        for method in profile.recovery.methods:
+            sync(device)
+            start = time.perf_counter()
+            recover_trigger(method, suspect.model, data.defense_x, data.defense_y, seed=profile.recovery.seed,
+                            **method_settings(profile, method))
+            sync(device)
+            add("trigger_recovery", method, "seconds_per_model", time.perf_counter() - start, "s")
 
     # f) a zoo slice built from an empty cache, in-process and over Ray workers
     if args.zoo_models:

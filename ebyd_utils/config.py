@@ -67,6 +67,17 @@ class DetectionConfig:
 
 
 @dataclass(frozen=True)
+class RecoveryConfig:
+    """Trigger recovery (notebook 04): which methods run and their step budgets (the rest: each method's
+    defaults, `defenses/neural_cleanse.py` and `defenses/bti_dbf.py`)."""
+    methods: tuple = ("nc", "bti")  # "nc" = Neural Cleanse, "bti" = BTI-DBF
+    nc_epochs: int = 50            # NC's maximum epochs a class, 4 batches of 32 images each (the original: 1000)
+    bti_generator_steps: int = 300  # BTI-DBF's generator steps of 64 images (the original: 600 of 128)
+    seed: int = 0                  # seeds the inversions (initial mask and pattern, batch order)
+    zoo_seeds: tuple = ()          # the zoo seeds whose models are inverted (empty: every seed of the zoo)
+
+
+@dataclass(frozen=True)
 class ZooConfig:
     """Which models a profile trains. `ebyd_utils.zoo.zoo_table` turns this into the zoo as data: one row per
     model (architecture, attack and its parameters, target, rate, seed), which every notebook asks models by."""
@@ -86,6 +97,7 @@ class Profile:
     cul: CULConfig = field(default_factory=CULConfig)
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     zoo: ZooConfig = field(default_factory=ZooConfig)
+    recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
 
 
 PROFILES: dict[str, Profile] = {
@@ -99,6 +111,8 @@ PROFILES: dict[str, Profile] = {
         cul=CULConfig(optimizer="adam", lr=3e-4, epochs=30, batch_size=100, stop_acc=0.15, bn_eval=False),
         detection=DetectionConfig(n_reference=2, threshold=0.35, restarts=2),
         zoo=ZooConfig(seeds=(0, 1)),
+        # a test of the flow, not of the methods (tests/test_trigger_recovery.py measures those at their defaults)
+        recovery=RecoveryConfig(nc_epochs=10, bti_generator_steps=30, zoo_seeds=(0,)),
     ),
     "quick": Profile(
         name="quick",
@@ -112,6 +126,8 @@ PROFILES: dict[str, Profile] = {
         cul=CULConfig(optimizer="adam", lr=3e-4, epochs=30, batch_size=128, stop_acc=0.2, bn_eval=False),
         detection=DetectionConfig(n_reference=2, threshold=0.12, restarts=2),
         zoo=ZooConfig(seeds=(0, 1)),
+        # BTI-DBF at 200 generator steps (its default 300) keeps notebook 04 within ~20 min on 2 cores
+        recovery=RecoveryConfig(nc_epochs=50, bti_generator_steps=200),
     ),
     "paper": Profile(
         name="paper",
@@ -137,7 +153,8 @@ def _override(obj, changes: dict):
 
 
 def get_profile(name: str, **overrides) -> Profile:
-    """Return profile `name`, with sections overridden by dicts (data=, train=, cul=, detection=, zoo=) or fields."""
+    """Return profile `name`, with sections overridden by dicts (data=, train=, cul=, detection=, zoo=,
+    recovery=) or fields."""
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
     profile = PROFILES[name]

@@ -110,9 +110,10 @@ def expose(profile: Profile, data: ImageData, suspect: Suspect, cache_dir="cache
     """Clean Unlearning of a suspect (defender side), with test CA/ASR logged per epoch by the evaluation side
     on `monitor_size` test images (0 = no monitor). `restart` seeds the CUL run.
 
-    Returns (exposed model, log): a cached unit under (model key, CUL settings, restart, monitor size)."""
+    Returns (exposed model, log): a cached unit under (model key, CUL settings, restart, monitor size); the
+    log's attrs hold stop_epoch, collapsed, seconds, computed and the unit's key."""
     def compute():
-        monitor_data = _subset_test(data, monitor_size)
+        monitor_data = subset_test(data, monitor_size)
         monitor = (lambda m: evaluate(m, monitor_data, suspect.attack)) if monitor_size else None
         exposed, log = clean_unlearn(suspect.model, data.defense_x, data.defense_y, profile.cul, data.num_classes,
                                      probe_x=data.probe_x, seed=restart, progress=progress, monitor=monitor)
@@ -122,7 +123,7 @@ def expose(profile: Profile, data: ImageData, suspect: Suspect, cache_dir="cache
     unit = cached_unit("cul", params, compute, cache_dir, device=data.train_x.device,
                        label=f"{suspect.label} seed {suspect.seed} restart {restart}")
     log = pd.DataFrame(unit.info["rows"])
-    log.attrs.update(unit.info["attrs"], seconds=unit.record["seconds"], computed=unit.computed)
+    log.attrs.update(unit.info["attrs"], seconds=unit.record["seconds"], computed=unit.computed, key=unit.key)
     return model_from_tensors(profile, data, unit.tensors), log
 
 
@@ -134,7 +135,7 @@ def expose_restarts(profile: Profile, data: ImageData, suspect: Suspect, cache_d
             for r in range(profile.detection.restarts)]
 
 
-def _subset_test(data: ImageData, n: int) -> ImageData:
+def subset_test(data: ImageData, n: int) -> ImageData:
     """A seeded random subset of n test images (test files are sorted by class: never take the first n)."""
     if not n or n >= len(data.test_y):
         return data

@@ -23,3 +23,5 @@ def test_bench_runs_both_loops_and_writes_its_table(tmp_path):
     zoo = table[table.benchmark == "zoo_build"].set_index(["loop", "metric"])["value"]
     assert zoo["in-process", "units"] == zoo["ray x2", "units"] == 3            # 1 model + its 2 CUL restarts
     assert zoo["in-process", "seconds"] > 0 and zoo["ray x2", "threads_per_unit"] == 1
+    recovery = table[table.benchmark == "trigger_recovery"].set_index("loop")["value"]
+    assert set(recovery.index) == {"nc", "bti"} and (recovery > 0).all()     # seconds per model, each method

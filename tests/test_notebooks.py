@@ -11,6 +11,8 @@ EXPECTED = {   # notebook -> files it must write (CSV under results, figure unde
     "01_attacks": ["01_attacks.csv", "01_triggers.png", "01_attack_metrics.png"],
     "02_clean_unlearning": ["02_cul_log.csv", "02_cul_summary.csv", "02_cul_curves.png", "02_class_shares.png"],
     "03_label_detection": ["03_label_detection.csv", "03_detection_summary.csv", "03_detection_scores.png"],
+    "04_trigger_recovery": ["04_trigger_recovery.csv", "04_recovery_summary.csv", "04_trigger_gallery.png",
+                            "04_nc_anomaly.png", "04_recovery_asr.png"],
 }
 
 

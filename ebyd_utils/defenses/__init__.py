@@ -1,5 +1,16 @@
 """Defenses on (exposed or not) models. Defender-side: never imports `attacks`, never sees a trigger,
-the true target or test ASR."""
-from .label_detection import LabelDetection, detect_label, share_excess, shares_at_stop
+the true target or test ASR.
 
-__all__ = ["LabelDetection", "detect_label", "share_excess", "shares_at_stop"]
+- label detection (EBYD Sec. 4.1): `label_detection.py`
+- trigger recovery (Sec. 4.2): Neural Cleanse (`neural_cleanse.py`), BTI-DBF (`bti_dbf.py`), by name in
+  `trigger_recovery.py`; the median/MAD outlier rule they share in `outliers.py`
+"""
+from .bti_dbf import BTIConfig, BTIResult, bti_dbf
+from .label_detection import LabelDetection, detect_label, share_excess, shares_at_stop
+from .neural_cleanse import NeuralCleanseConfig, NeuralCleanseResult, neural_cleanse
+from .outliers import anomaly_indices
+from .trigger_recovery import TRIGGER_RECOVERY, recover_trigger, result_from_tensors
+
+__all__ = ["BTIConfig", "BTIResult", "LabelDetection", "NeuralCleanseConfig", "NeuralCleanseResult",
+           "TRIGGER_RECOVERY", "anomaly_indices", "bti_dbf", "detect_label", "neural_cleanse", "recover_trigger",
+           "result_from_tensors", "share_excess", "shares_at_stop"]

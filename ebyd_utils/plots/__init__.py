@@ -1,0 +1,17 @@
+"""One seaborn style and the companion's figures, one module a section.
+
+Every figure function takes a tidy DataFrame (the tables the notebooks write to results/) and returns a
+matplotlib Figure; `save_figure` writes it as PNG (dpi 150) and PDF. Colours are fixed per model kind -- "clean"
+is always the same grey and each attack keeps its colour in every figure -- so a reader can follow a model
+across pages. This package knows nothing of training: it only draws what it is given.
+"""
+from .recovery import anomaly_strips, image_grid, recovery_bars
+from .spine import (attack_metrics, class_share_bars, cul_curves, detection_scores, pipeline_figure,
+                    trigger_gallery)
+from .style import (ATTACK_COLORS, CLEAN, CLEAN_COLOR, DISPLAY, color_of, display_name, model_order, palette,
+                    save_figure, set_style)
+
+__all__ = ["ATTACK_COLORS", "CLEAN", "CLEAN_COLOR", "DISPLAY", "anomaly_strips", "attack_metrics",
+           "class_share_bars", "color_of", "cul_curves", "detection_scores", "display_name", "image_grid",
+           "model_order", "palette", "pipeline_figure", "recovery_bars", "save_figure", "set_style",
+           "trigger_gallery"]
