@@ -13,7 +13,10 @@ Measures, on the profile's model and recipe:
   f)   a zoo build (the first --zoo-models suspect rows of the profile's zoo, each with its CUL restarts) from an
        empty cache, in-process and with --zoo-workers Ray workers: wall time, start-up included;
   g)   trigger recovery of one model: each of the profile's methods (Neural Cleanse over all classes, BTI-DBF)
-       on the BadNets suspect, seconds per model at the profile's budget.
+       on the BadNets suspect, seconds per model at the profile's budget;
+  h)   model detection of one model, each detector of notebook 05 on the BadNets suspect: MM-BD timed afresh,
+       the others from their parts above (exposure score = the profile's CUL restarts + the reading; the
+       unlearning detector = one CUL run; Neural Cleanse = its inversion over all classes).
 Writes results/benchmarks.csv (columns benchmark, loop, metric, value, unit, profile, dataset, hardware, date);
 rows of other profiles or hardware already in that file are kept.
 """
@@ -32,9 +35,10 @@ from tqdm.auto import tqdm
 
 from ebyd_utils.config import get_profile
 from ebyd_utils.data import load_data, resolve_cifar_dir
-from ebyd_utils.defenses import detect_label, recover_trigger, shares_at_stop
+from ebyd_utils.defenses import detect_label, mm_bd, recover_trigger, share_variance, shares_at_stop
 from ebyd_utils.expose import clean_unlearn
 from ebyd_utils import pipeline
+from ebyd_utils.model_detection import mmbd_settings
 from ebyd_utils.recovery import method_settings
 from ebyd_utils.results import hardware_name, write_csv
 from ebyd_utils.train import accuracy, pick_device, train_model
@@ -146,6 +150,7 @@ def main():
     ap.add_argument("--skip-time-to-80", action="store_true", help="skip the time-to-CA part (the slow one)")
     ap.add_argument("--skip-cul", action="store_true", help="skip CUL and detection (they need a trained model)")
     ap.add_argument("--skip-recovery", action="store_true", help="skip the trigger-recovery timing")
+    ap.add_argument("--skip-detection", action="store_true", help="skip the MM-BD timing")
     ap.add_argument("--reference", choices=("memory", "imagefolder"), default="memory",
                     help="reference images: 'memory' = uint8 arrays -> PIL per sample, as torchvision's CIFAR10 "
                          "(what the official code uses); 'imagefolder' = JPEG files decoded per sample")
@@ -236,11 +241,18 @@ def main():
         _, log = clean_unlearn(suspect.model, data.defense_x, data.defense_y, profile.cul, data.num_classes,
                                probe_x=data.probe_x, seed=0)
         sync(device)
-        add("cul", "ours", "seconds_per_model", time.perf_counter() - start, "s")
+        cul_seconds = time.perf_counter() - start
+        add("cul", "ours", "seconds_per_model", cul_seconds, "s")
         add("cul", "ours", "epochs", log["epoch"].max(), "epochs")
         start = time.perf_counter()
         detect_label(shares_at_stop(log), None, profile.detection.threshold, exposed=bool(log.attrs["collapsed"]))
-        add("label_detection", "ours", "seconds_per_model", time.perf_counter() - start, "s")
+        detect_seconds = time.perf_counter() - start
+        add("label_detection", "ours", "seconds_per_model", detect_seconds, "s")
+        start = time.perf_counter()
+        share_variance(shares_at_stop(log))
+        add("model_detection", "exposure", "seconds_per_model",
+            profile.detection.restarts * cul_seconds + detect_seconds, "s")
+        add("model_detection", "unlearning", "seconds_per_model", cul_seconds + time.perf_counter() - start, "s")
 
     # g) trigger recovery of one model, each method at the profile's budget (not cached: timed afresh)
     if not args.skip_recovery:
@@ -252,6 +264,17 @@ def main():
                             **method_settings(profile, method))
             sync(device)
             add("trigger_recovery", method, "seconds_per_model", time.perf_counter() - start, "s")
+            if method == "nc":
+                add("model_detection", "nc", "seconds_per_model", time.perf_counter() - start, "s")
+
+    # h) MM-BD on one model (data-free), at the profile's budget
+    if not args.skip_detection:
+        suspect = pipeline.train_suspect(profile, data, "badnets", seed=0, cache_dir=args.cache_dir)
+        sync(device)
+        start = time.perf_counter()
+        mm_bd(suspect.model, tuple(data.train_x.shape[1:]), data.num_classes, seed=0, **mmbd_settings(profile))
+        sync(device)
+        add("model_detection", "mmbd", "seconds_per_model", time.perf_counter() - start, "s")
 
     # f) a zoo slice built from an empty cache, in-process and over Ray workers
     if args.zoo_models:

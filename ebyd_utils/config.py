@@ -87,6 +87,26 @@ class ZooConfig:
     clean: bool = True             # one clean control per seed
     target: int = 0                # all-to-one target label of every attack
     rate: float = 0.0              # poison rate of every attack (share of the training set; 0 = each attack's own)
+    # the model-detection zoo (notebook 05): models beyond the per-attack rows above, role "drawn"
+    extra_clean: int = 0           # more clean models (seeds DRAWN_SEED_OFFSET, ...)
+    drawn: int = 0                 # backdoored models with trigger, target and rate drawn at random, cycling
+                                   # over `attacks` (zoo.draw_attack says what is drawn from which range)
+    draw_seed: int = 0             # seeds the draws (the models' own seeds follow the clean ones)
+    rate_range: tuple = (0.05, 0.15)  # dirty-label poison rates are drawn uniformly from this range; clean-label
+                                   # ones (SIG) from a third of it (all their images come from one class)
+
+
+@dataclass(frozen=True)
+class ModelDetectionConfig:
+    """Model detection (notebook 05): which detectors score every model of the zoo, on the suspect and on its
+    exposed model, and how the scores are judged (the rest: each detector's defaults, `defenses/`)."""
+    detectors: tuple = ("exposure", "unlearning", "nc", "mmbd")
+    zoo_seeds: tuple = ()          # seeds of the per-attack rows scored (empty: every seed); drawn rows: all
+    mmbd_steps: int = 100          # MM-BD's max ascent steps per start (the original: 300 at a 10x smaller step)
+    mmbd_starts: int = 10          # MM-BD's random starts per class (the original: 30)
+    bootstrap: int = 2000          # resamples of the models for the ROC AUC's 95% interval
+    fpr: float = 0.05              # the false-positive rate at which the TPR is read
+    seed: int = 0                  # seeds MM-BD's starts and the bootstrap
 
 
 @dataclass(frozen=True)
@@ -98,6 +118,7 @@ class Profile:
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     zoo: ZooConfig = field(default_factory=ZooConfig)
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
+    model_detection: ModelDetectionConfig = field(default_factory=ModelDetectionConfig)
 
 
 PROFILES: dict[str, Profile] = {
@@ -110,9 +131,11 @@ PROFILES: dict[str, Profile] = {
                           crop_pad=0, flip=False),
         cul=CULConfig(optimizer="adam", lr=3e-4, epochs=30, batch_size=100, stop_acc=0.15, bn_eval=False),
         detection=DetectionConfig(n_reference=2, threshold=0.35, restarts=2),
-        zoo=ZooConfig(seeds=(0, 1)),
+        # model detection scores the seed-0 rows and 2 more clean + 2 drawn models: 3 clean, 6 backdoored
+        zoo=ZooConfig(seeds=(0, 1), extra_clean=2, drawn=2),
         # a test of the flow, not of the methods (tests/test_trigger_recovery.py measures those at their defaults)
         recovery=RecoveryConfig(nc_epochs=10, bti_generator_steps=30, zoo_seeds=(0,)),
+        model_detection=ModelDetectionConfig(zoo_seeds=(0,), mmbd_steps=30, mmbd_starts=4, bootstrap=500),
     ),
     "quick": Profile(
         name="quick",
@@ -125,7 +148,8 @@ PROFILES: dict[str, Profile] = {
         # running-statistics mode collapsed clean models onto one class; see README)
         cul=CULConfig(optimizer="adam", lr=3e-4, epochs=30, batch_size=128, stop_acc=0.2, bn_eval=False),
         detection=DetectionConfig(n_reference=2, threshold=0.12, restarts=2),
-        zoo=ZooConfig(seeds=(0, 1)),
+        # model detection: the 10 per-attack rows + 6 clean + 4 drawn backdoored = 8 clean, 12 backdoored
+        zoo=ZooConfig(seeds=(0, 1), extra_clean=6, drawn=4),
         # BTI-DBF at 200 generator steps (its default 300) keeps notebook 04 within ~20 min on 2 cores
         recovery=RecoveryConfig(nc_epochs=50, bti_generator_steps=200),
     ),
@@ -138,7 +162,8 @@ PROFILES: dict[str, Profile] = {
         detection=DetectionConfig(n_reference=2, threshold=0.10),
         # 3 seeds x (4 attacks + clean) + 2 references = 17 models of ~4 min each on one H200 (measured: 245 s
         # for BadNets ResNet-18, 60 epochs); 3 trainings share one GPU at no loss (results/gpu/gpu_packing.csv)
-        zoo=ZooConfig(seeds=(0, 1, 2)),
+        # model detection adds 9 clean + 8 drawn: 12 clean, 20 backdoored (~34 models, ~50 min at 3 a GPU)
+        zoo=ZooConfig(seeds=(0, 1, 2), extra_clean=9, drawn=8),
     ),
 }
 

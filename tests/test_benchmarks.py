@@ -25,3 +25,5 @@ def test_bench_runs_both_loops_and_writes_its_table(tmp_path):
     assert zoo["in-process", "seconds"] > 0 and zoo["ray x2", "threads_per_unit"] == 1
     recovery = table[table.benchmark == "trigger_recovery"].set_index("loop")["value"]
     assert set(recovery.index) == {"nc", "bti"} and (recovery > 0).all()     # seconds per model, each method
+    detection = table[table.benchmark == "model_detection"].set_index("loop")["value"]
+    assert set(detection.index) == {"exposure", "unlearning", "nc", "mmbd"} and (detection > 0).all()

@@ -13,6 +13,8 @@ EXPECTED = {   # notebook -> files it must write (CSV under results, figure unde
     "03_label_detection": ["03_label_detection.csv", "03_detection_summary.csv", "03_detection_scores.png"],
     "04_trigger_recovery": ["04_trigger_recovery.csv", "04_recovery_summary.csv", "04_trigger_gallery.png",
                             "04_nc_anomaly.png", "04_recovery_asr.png"],
+    "05_model_detection": ["05_zoo.csv", "05_model_scores.csv", "05_detection_metrics.csv", "05_per_attack.csv",
+                           "05_zoo_dependence.csv", "05_roc.png", "05_scores.png"],
 }
 
 

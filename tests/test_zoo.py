@@ -17,10 +17,10 @@ from ebyd_utils.config import get_profile
 
 REPO = Path(__file__).resolve().parents[1]
 # one epoch, one attack, one CUL restart, no references: units of a few seconds each
-TINY = dict(train=dict(epochs=1), zoo=dict(attacks=("badnets",), seeds=(0,)),
+TINY = dict(train=dict(epochs=1), zoo=dict(attacks=("badnets",), seeds=(0,), extra_clean=0, drawn=0),
             detection=dict(n_reference=0, restarts=1))
 TINY_CLI = ["--set", "train.epochs=1", "--set", "zoo.attacks=('badnets',)", "--set", "detection.n_reference=0",
-            "--set", "detection.restarts=1"]
+            "--set", "detection.restarts=1", "--set", "zoo.extra_clean=0", "--set", "zoo.drawn=0"]
 
 
 def _unit_files(cache) -> dict:
@@ -30,7 +30,8 @@ def _unit_files(cache) -> dict:
 
 def _with_failing_row(profile):
     """The tiny zoo plus a SIG model asking for more target-class images than exist (its poisoning fails)."""
-    table = zoo.zoo_table(get_profile("smoke", **{**TINY, "zoo": dict(attacks=("badnets", "sig"), seeds=(0,))}))
+    table = zoo.zoo_table(get_profile("smoke", **{**TINY, "zoo": dict(attacks=("badnets", "sig"), seeds=(0,),
+                                                                      extra_clean=0, drawn=0)}))
     sig = table["attack"] == "sig"
     params = {**json.loads(table.loc[sig, "attack_params"].item()), "rate": 0.5}
     table.loc[sig, ["rate", "attack_params"]] = [0.5, json.dumps(params, sort_keys=True)]
@@ -41,21 +42,44 @@ def test_the_zoo_table_names_every_model_and_rebuilds_its_attacks():
     profile = get_profile("quick")
     table = zoo.zoo_table(profile)
     n_suspects = len(profile.zoo.seeds) * (len(profile.zoo.attacks) + 1)
-    assert len(table) == n_suspects + profile.detection.n_reference and table["model_id"].is_unique
-    assert set(table["role"]) == {"suspect", "reference"} and (table["architecture"] == "fastcnn").all()
+    n_drawn = profile.zoo.extra_clean + profile.zoo.drawn
+    assert len(table) == n_suspects + n_drawn + profile.detection.n_reference and table["model_id"].is_unique
+    assert set(table["role"]) == {"suspect", "drawn", "reference"} and (table["architecture"] == "fastcnn").all()
     for row in table.to_dict("records"):
         attack = zoo.attack_of(row)
         if row["attack"] == "clean":
             assert attack is None and row["attack_params"] == ""
-        else:   # the row alone rebuilds the attack, so the model's cache key is the same
+        else:   # the row alone rebuilds the attack (a drawn BadNets pattern included), so the cache key is the same
             assert json.dumps(attack.params(), sort_keys=True) == row["attack_params"]
-            assert attack.seed == row["seed"] and attack.target == row["target"] == profile.zoo.target
+            assert attack.seed == row["seed"] and attack.target == row["target"]
+            if row["role"] == "suspect":
+                assert attack.target == profile.zoo.target
+    drawn = table[table["role"] == "drawn"]
+    assert (drawn["attack"] == "clean").sum() == profile.zoo.extra_clean
+    assert (drawn["seed"] >= zoo.DRAWN_SEED_OFFSET).all() and drawn["seed"].is_unique
     references = table[table["role"] == "reference"]
     assert (references["attack"] == "clean").all() and (references["seed"] >= zoo.REFERENCE_SEED_OFFSET).all()
 
 
+def test_drawn_models_vary_trigger_target_and_rate_and_a_larger_zoo_keeps_them():
+    small = zoo.zoo_table(get_profile("quick", zoo=dict(extra_clean=1, drawn=8)))
+    large = zoo.zoo_table(get_profile("quick", zoo=dict(extra_clean=1, drawn=12)))
+    backdoored = small[(small["role"] == "drawn") & (small["attack"] != "clean")]
+    assert backdoored["target"].nunique() > 1 and backdoored["rate"].nunique() == len(backdoored)
+    low, high = get_profile("quick").zoo.rate_range
+    dirty = backdoored[backdoored["attack"] != "sig"]
+    assert dirty["rate"].between(low, high).all()
+    assert backdoored[backdoored["attack"] == "sig"]["rate"].between(low / 3, high / 3).all()
+    badnets = [json.loads(p) for p in backdoored[backdoored["attack"] == "badnets"]["attack_params"]]
+    assert len({tuple(p["position"]) for p in badnets}) == len(badnets)
+    assert set(small["model_id"]) <= set(large["model_id"])                 # model i keeps its seed and draw
+    assert set(small["attack_params"]) <= set(large["attack_params"])
+
+
 @pytest.mark.parametrize("zoo_change, message", [
-    ({"attacks": ("badnets", "wanet-typo")}, "badnets"), ({"rate": 1.5}, "rate"), ({"target": -1}, "target")])
+    ({"attacks": ("badnets", "wanet-typo")}, "badnets"), ({"rate": 1.5}, "rate"), ({"target": -1}, "target"),
+    ({"target": 10}, "target"), ({"rate_range": (0.2, 0.1)}, "rate_range"), ({"rate_range": (0.0, 0.1)}, "rate_range"),
+    ({"drawn": -1}, "drawn")])
 def test_a_bad_zoo_spec_says_what_is_allowed(zoo_change, message):
     with pytest.raises(ValueError, match=message):
         zoo.zoo_table(get_profile("smoke", zoo=zoo_change))
