@@ -16,7 +16,9 @@ Measures, on the profile's model and recipe:
        on the BadNets suspect, seconds per model at the profile's budget;
   h)   model detection of one model, each detector of notebook 05 on the BadNets suspect: MM-BD timed afresh,
        the others from their parts above (exposure score = the profile's CUL restarts + the reading; the
-       unlearning detector = one CUL run; Neural Cleanse = its inversion over all classes).
+       unlearning detector = one CUL run; Neural Cleanse = its inversion over all classes);
+  i)   backdoor removal of one model: each of the profile's methods (plain, on the BadNets suspect; NC unlearning
+       with the trigger NC recovers from it), seconds per model at the profile's budget.
 Writes results/benchmarks.csv (columns benchmark, loop, metric, value, unit, profile, dataset, hardware, date);
 rows of other profiles or hardware already in that file are kept.
 """
@@ -40,6 +42,7 @@ from ebyd_utils.expose import clean_unlearn
 from ebyd_utils import pipeline
 from ebyd_utils.model_detection import mmbd_settings
 from ebyd_utils.recovery import method_settings
+from ebyd_utils import removal
 from ebyd_utils.results import hardware_name, write_csv
 from ebyd_utils.train import accuracy, pick_device, train_model
 from reference_loop import PILImages, fp32_accuracy, imagefolder_train, reference_epochs, train_transform
@@ -151,6 +154,7 @@ def main():
     ap.add_argument("--skip-cul", action="store_true", help="skip CUL and detection (they need a trained model)")
     ap.add_argument("--skip-recovery", action="store_true", help="skip the trigger-recovery timing")
     ap.add_argument("--skip-detection", action="store_true", help="skip the MM-BD timing")
+    ap.add_argument("--skip-removal", action="store_true", help="skip the removal timings")
     ap.add_argument("--reference", choices=("memory", "imagefolder"), default="memory",
                     help="reference images: 'memory' = uint8 arrays -> PIL per sample, as torchvision's CIFAR10 "
                          "(what the official code uses); 'imagefolder' = JPEG files decoded per sample")
@@ -275,6 +279,23 @@ def main():
         mm_bd(suspect.model, tuple(data.train_x.shape[1:]), data.num_classes, seed=0, **mmbd_settings(profile))
         sync(device)
         add("model_detection", "mmbd", "seconds_per_model", time.perf_counter() - start, "s")
+
+    # i) backdoor removal of one model, each method on its own (not cached: timed afresh)
+    if not args.skip_removal:
+        suspect = pipeline.train_suspect(profile, data, "badnets", seed=0, cache_dir=args.cache_dir)
+        nc = recover_trigger("nc", suspect.model, data.defense_x, data.defense_y, seed=profile.recovery.seed,
+                             **method_settings(profile, "nc"))
+        label = nc.flagged_label if nc.flagged_label is not None else nc.classes[int(nc.norms.argmin())]
+        mask, pattern = nc.trigger(label)
+        for method in profile.removal.methods:
+            fn, _ = removal.METHODS[method]
+            extra = {"recovered_mask": mask, "recovered_pattern": pattern} if method == "nc_unlearning" else {}
+            sync(device)
+            start = time.perf_counter()
+            fn(suspect.model, data.defense_x, data.defense_y, seed=profile.removal.seed, **extra,
+               **removal.method_settings(profile, method))
+            sync(device)
+            add("removal", method, "seconds_per_model", time.perf_counter() - start, "s")
 
     # f) a zoo slice built from an empty cache, in-process and over Ray workers
     if args.zoo_models:

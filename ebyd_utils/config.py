@@ -110,6 +110,18 @@ class ModelDetectionConfig:
 
 
 @dataclass(frozen=True)
+class RemovalConfig:
+    """Backdoor removal (notebook 06): which methods repair the suspects, and the budgets the profile sets (the
+    rest: each method's defaults, `defenses/fine_tuning.py`, `fine_pruning.py`, `anp.py`, `rnp.py`,
+    `nc_unlearning.py`)."""
+    methods: tuple = ("ft", "fp", "anp", "rnp", "nc_unlearning")
+    finetune_epochs: int = 20      # fine-tuning epochs over the defender's 500 images (FT, FP, NC unlearning)
+    anp_iterations: int = 200      # ANP's mask updates (the original: 2,000)
+    seed: int = 0                  # seeds every method's batches and masks
+    zoo_seeds: tuple = ()          # the zoo seeds whose suspects are repaired (empty: every seed)
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     data: DataConfig = field(default_factory=DataConfig)
@@ -119,6 +131,7 @@ class Profile:
     zoo: ZooConfig = field(default_factory=ZooConfig)
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
     model_detection: ModelDetectionConfig = field(default_factory=ModelDetectionConfig)
+    removal: RemovalConfig = field(default_factory=RemovalConfig)
 
 
 PROFILES: dict[str, Profile] = {
@@ -136,6 +149,7 @@ PROFILES: dict[str, Profile] = {
         # a test of the flow, not of the methods (tests/test_trigger_recovery.py measures those at their defaults)
         recovery=RecoveryConfig(nc_epochs=10, bti_generator_steps=30, zoo_seeds=(0,)),
         model_detection=ModelDetectionConfig(zoo_seeds=(0,), mmbd_steps=30, mmbd_starts=4, bootstrap=500),
+        removal=RemovalConfig(finetune_epochs=5, anp_iterations=50, zoo_seeds=(0,)),
     ),
     "quick": Profile(
         name="quick",

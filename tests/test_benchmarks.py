@@ -27,3 +27,5 @@ def test_bench_runs_both_loops_and_writes_its_table(tmp_path):
     assert set(recovery.index) == {"nc", "bti"} and (recovery > 0).all()     # seconds per model, each method
     detection = table[table.benchmark == "model_detection"].set_index("loop")["value"]
     assert set(detection.index) == {"exposure", "unlearning", "nc", "mmbd"} and (detection > 0).all()
+    removal = table[table.benchmark == "removal"].set_index("loop")["value"]
+    assert set(removal.index) == {"ft", "fp", "anp", "rnp", "nc_unlearning"} and (removal > 0).all()

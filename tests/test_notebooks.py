@@ -15,6 +15,8 @@ EXPECTED = {   # notebook -> files it must write (CSV under results, figure unde
                             "04_nc_anomaly.png", "04_recovery_asr.png"],
     "05_model_detection": ["05_zoo.csv", "05_model_scores.csv", "05_detection_metrics.csv", "05_per_attack.csv",
                            "05_zoo_dependence.csv", "05_roc.png", "05_scores.png"],
+    "06_backdoor_removal": ["06_removal.csv", "06_removal_summary.csv", "06_anchors.csv", "06_repair_arrows.png",
+                            "06_der.png"],
 }
 
 

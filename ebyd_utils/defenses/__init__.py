@@ -6,6 +6,10 @@ the true target or test ASR.
   `trigger_recovery.py`; the median/MAD outlier rule they share in `outliers.py`
 - model detection (Sec. 4.3): the label-detection score above, the official unlearning detector
   (`unlearning_detector.py`), Neural Cleanse's anomaly index, MM-BD (`mm_bd.py`)
+- backdoor removal (Sec. 4.4), each method in its own module (import from it; not re-exported here, since the
+  functions share their modules' names): fine-tuning (`fine_tuning.py`), fine-pruning (`fine_pruning.py`), ANP
+  (`anp.py`), RNP (`rnp.py`), Neural Cleanse unlearning (`nc_unlearning.py`); the shared result and mask
+  helpers in `removal_common.py`
 """
 from .bti_dbf import BTIConfig, BTIResult, bti_dbf
 from .label_detection import LabelDetection, detect_label, share_excess, shares_at_stop

@@ -6,6 +6,7 @@ is always the same grey and each attack keeps its colour in every figure -- so a
 across pages. This package knows nothing of training: it only draws what it is given.
 """
 from .detection import roc_panels, score_strips
+from .removal import der_bars, repair_arrows
 from .recovery import anomaly_strips, image_grid, recovery_bars
 from .spine import (attack_metrics, class_share_bars, cul_curves, detection_scores, pipeline_figure,
                     trigger_gallery)
@@ -13,6 +14,6 @@ from .style import (ATTACK_COLORS, CLEAN, CLEAN_COLOR, DISPLAY, color_of, displa
                     save_figure, set_style)
 
 __all__ = ["ATTACK_COLORS", "CLEAN", "CLEAN_COLOR", "DISPLAY", "anomaly_strips", "attack_metrics",
-           "class_share_bars", "color_of", "cul_curves", "detection_scores", "display_name", "image_grid",
-           "model_order", "palette", "pipeline_figure", "recovery_bars", "roc_panels", "save_figure", "score_strips",
+           "class_share_bars", "color_of", "cul_curves", "der_bars", "detection_scores", "display_name", "image_grid",
+           "model_order", "palette", "pipeline_figure", "recovery_bars", "repair_arrows", "roc_panels", "save_figure", "score_strips",
            "set_style", "trigger_gallery"]
