@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from ..train import accuracy
 from .removal_common import (RemovalResult, attach_masks, check_count, check_data, check_guide, check_positive,
-                             check_unit, clip_masks, frozen_copy, logits, make_config, mask_values,
+                             check_unit, mask_step, frozen_copy, logits, make_config, mask_values,
                              prune_by_threshold, prune_gamma)
 
 __all__ = ["ANPConfig", "anp", "learn_anp_masks", "prune_by_threshold"]
@@ -103,10 +103,7 @@ def learn_anp_masks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: ANP
             n.perturbed = False
         natural = nn.functional.cross_entropy(logits(work, xb, cfg.use_bf16), yb)
         loss = cfg.alpha * natural + (1 - cfg.alpha) * robust
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward(inputs=mask_params)
-        optimizer.step()
-        clip_masks(masks)
+        mask_step(optimizer, loss, mask_params, masks)
     return mask_values(masks)
 
 

@@ -184,6 +184,15 @@ def attach_masks(work: nn.Module) -> dict:
     return masks
 
 
+def mask_step(optimizer, loss: torch.Tensor, params: list, masks: dict) -> None:
+    """One update of the neuron masks only (the weights get no gradient), then back into [0, 1]: the step ANP
+    and RNP share."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward(inputs=params)
+    optimizer.step()
+    clip_masks(masks)
+
+
 def clip_masks(masks: dict) -> None:
     """Masks back into [0, 1] after every step (the official clip_mask)."""
     with torch.no_grad():

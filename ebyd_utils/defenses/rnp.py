@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from ..train import accuracy, sgd_step
 from .removal_common import (RemovalResult, attach_masks, check_count, check_data, check_guide, check_positive,
-                             check_unit, clip_masks, epoch_batches, frozen_copy, logits, make_config,
+                             check_unit, mask_step, epoch_batches, frozen_copy, logits, make_config,
                              mask_values, prune_by_threshold, prune_gamma)
 
 
@@ -98,10 +98,7 @@ def recover_masks(unlearned: nn.Module, x, y, cfg: RNPConfig, seed: int = 0, pro
     for _ in tqdm(range(cfg.recover_epochs), desc="RNP recover", disable=not progress, leave=False):
         for idx in epoch_batches(len(x), cfg.batch_size, gen, x.device):
             loss = cfg.alpha * nn.functional.cross_entropy(logits(work, x[idx], cfg.use_bf16), y[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward(inputs=params)
-            optimizer.step()
-            clip_masks(masks)
+            mask_step(optimizer, loss, params, masks)
     return mask_values(masks)
 
 
