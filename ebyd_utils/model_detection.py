@@ -30,6 +30,7 @@ from .defenses.outliers import median
 from .defenses.mm_bd import MMBDResult, make_config, mm_bd
 from .defenses.unlearning_detector import share_variance
 from .pipeline import context, expose
+from .zoo import section_rows
 from .progress import eta, report
 from .train import class_shares
 from .units import cached_unit
@@ -41,10 +42,10 @@ MAX_LOG10 = 16.0   # -log10 p is capped here (p below 1e-16 is 0 in float64)
 
 
 def zoo_rows(profile: Profile, table: pd.DataFrame) -> pd.DataFrame:
-    """The models a detector is judged on: the per-attack suspects of model_detection.zoo_seeds (all if empty)
-    and every drawn model; the defender's references are not scored (they are the defender's own)."""
-    seeds = profile.model_detection.zoo_seeds
-    suspects = table[(table["role"] == "suspect") & (table["seed"].isin(seeds) if seeds else True)]
+    """The models a detector is judged on: the per-attack suspects of model_detection.zoo_seeds and .attacks
+    (all if empty) and every drawn model; the defender's references are not scored (they are the defender's own)."""
+    md = profile.model_detection
+    suspects = section_rows(table, md.zoo_seeds, md.attacks)
     return pd.concat([suspects, table[table["role"] == "drawn"]], ignore_index=True)
 
 

@@ -7,6 +7,8 @@ from torch import nn
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)   # the official code's normalisation
 CIFAR_STD = (0.2023, 0.1994, 0.2010)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class Normalize(nn.Module):
@@ -101,13 +103,21 @@ class BasicBlock(nn.Module):
 
 
 class ResNet18(nn.Module):
-    """ResNet-18 (He et al. 2016) with the CIFAR stem (3x3 conv, stride 1, no max-pool), as in the
-    official EBYD code and BackdoorBench."""
+    """ResNet-18 (He et al. 2016). stem="cifar": a 3x3 conv, stride 1, no max-pool, CIFAR normalisation (the
+    official EBYD code and BackdoorBench on CIFAR-10); stem="imagenet": the original 7x7 conv, stride 2, and a
+    3x3 max-pool, ImageNet normalisation (for the ImageNet subset, 64-224 px)."""
 
-    def __init__(self, num_classes: int = 10):
+    def __init__(self, num_classes: int = 10, stem: str = "cifar"):
         super().__init__()
-        self.normalize = Normalize()
-        self.stem = nn.Sequential(nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU())
+        if stem == "cifar":
+            self.normalize = Normalize()
+            self.stem = nn.Sequential(nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU())
+        elif stem == "imagenet":
+            self.normalize = Normalize(IMAGENET_MEAN, IMAGENET_STD)
+            self.stem = nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+                                      nn.MaxPool2d(3, 2, 1))
+        else:
+            raise ValueError(f"ResNet-18 stem must be 'cifar' or 'imagenet'; got {stem!r}")
         layers, c_in = [], 64
         for c_out, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
             layers += [BasicBlock(c_in, c_out, stride), BasicBlock(c_out, c_out, 1)]
@@ -123,7 +133,7 @@ class ResNet18(nn.Module):
         return self.head(self.features(x))
 
 
-MODELS = {"fastcnn": FastCNN, "resnet18": ResNet18}
+MODELS = {"fastcnn": FastCNN, "resnet18": ResNet18, "resnet18_imagenet": ResNet18}
 
 
 def build_model(name: str, num_classes: int = 10, widths=(64, 128, 256), stem_width: int = 24,
@@ -133,4 +143,4 @@ def build_model(name: str, num_classes: int = 10, widths=(64, 128, 256), stem_wi
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
     if name == "fastcnn":
         return FastCNN(num_classes, widths=tuple(widths), stem_width=stem_width, activation=activation)
-    return ResNet18(num_classes)
+    return ResNet18(num_classes, stem="imagenet" if name == "resnet18_imagenet" else "cifar")

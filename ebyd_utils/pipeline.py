@@ -38,7 +38,7 @@ class Suspect:
 
     @property
     def label(self) -> str:
-        return self.attack.name if self.attack is not None else "clean"
+        return self.attack.label if self.attack is not None else "clean"
 
 
 def setup(profile: Profile, data_dir=None, device="auto", cache_dir="cache") -> ImageData:
@@ -46,9 +46,18 @@ def setup(profile: Profile, data_dir=None, device="auto", cache_dir="cache") -> 
     return load_data(profile.data, data_dir=data_dir, cache_dir=cache_dir, device=pick_device(device))
 
 
+def data_key(cfg) -> dict:
+    """The data settings in a model's key; fields added later are left out at their "off" value, so that models
+    trained before they existed keep their keys."""
+    out = as_dict(cfg)
+    if not out.get("resolution"):
+        out.pop("resolution", None)
+    return out
+
+
 def model_params(profile: Profile, data: ImageData, attack: Attack | None, seed: int) -> dict:
     """Every parameter that decides a trained model: its unit's key."""
-    return {"version": MODEL_VERSION, "data": data.fingerprint(), "data_config": as_dict(profile.data),
+    return {"version": MODEL_VERSION, "data": data.fingerprint(), "data_config": data_key(profile.data),
             "train": as_dict(profile.train), "attack": attack.params() if attack is not None else None, "seed": seed}
 
 
@@ -72,6 +81,29 @@ def model_from_tensors(profile: Profile, data: ImageData, tensors: dict, prefix:
     return model.to(data.train_x.device, memory_format=torch.channels_last).eval()
 
 
+COMPONENT_VERSION = 1          # bump when an attack's trained component (surrogate, generator, encoder) changes
+
+
+def prepare_attack(attack: Attack, data: ImageData, cache_dir="cache", progress: bool = True) -> Attack:
+    """Load (or train and cache) the attack's trained component, if it has one: a cached unit of kind "attack"
+    under (attack parameters, the data it was trained on), trained on the attacker's clean training images.
+    Returns the attack, ready to poison and trigger; the component's training seconds are in
+    attack.component_record."""
+    if not attack.needs_fit or attack.fitted:
+        return attack
+
+    def compute():
+        tensors = attack.fit(data.train_x, data.train_y, data.num_classes, progress=progress)
+        return tensors, {"attack": attack.params()}
+
+    params = {"version": COMPONENT_VERSION, "attack": attack.params(), "data": data.fingerprint()}
+    unit = cached_unit("attack", params, compute, cache_dir, device=data.train_x.device,
+                       label=f"{attack.name} component")
+    attack.load_component({k: v.to(data.train_x.device) for k, v in unit.tensors.items()})
+    attack.component_record = {"key": unit.key, "seconds": unit.record["seconds"], "computed": unit.computed}
+    return attack
+
+
 def train_suspect(profile: Profile, data: ImageData, attack: Attack | str | None = None, seed: int = 0,
                   cache_dir="cache", progress: bool = True, attack_params: dict | None = None) -> Suspect:
     """Train (or load from cache) a model on data poisoned by `attack` (None = clean model): a cached unit.
@@ -81,6 +113,8 @@ def train_suspect(profile: Profile, data: ImageData, attack: Attack | str | None
     if isinstance(attack, str):
         attack = make_attack(attack, **{"seed": seed, **(attack_params or {})})
     name = attack.name if attack is not None else "clean"
+    if attack is not None:
+        prepare_attack(attack, data, cache_dir, progress)
 
     def compute():
         x, y, poisoned = data.train_x, data.train_y, torch.empty(0, dtype=torch.long)
@@ -157,7 +191,7 @@ def detection_rows(profile: Profile, suspect: Suspect, logs, reference_logs, ref
     rows = []
     for exposure, det in (("CUL", with_cul), ("none", without)):
         rows.append({"attack": suspect.label, "seed": suspect.seed, "exposure": exposure,
-                     "true_target": suspect.attack.target if suspect.attack else None,
+                     "true_target": suspect.attack.single_target if suspect.attack else None,
                      "detected_label": det.label, "score": det.score, "flagged": det.flagged,
                      "verdict": det.verdict, "threshold": det.threshold,
                      "stop_epochs": ",".join(str(log.attrs.get("stop_epoch")) for log in logs)})
@@ -178,11 +212,16 @@ def detection_table(profile: Profile, data: ImageData, zoo, zoo_logs, references
 
 
 def detection_summary(detections: pd.DataFrame) -> pd.DataFrame:
-    """Per exposure: share of backdoored models flagged with the right target, share of clean models
-    flagged, and the ROC AUC of the score (backdoored vs clean)."""
+    """Per exposure: share of all-to-one backdoored models flagged with the right target, share of clean models
+    flagged, the ROC AUC of the score (backdoored vs clean, all-to-all models included) and, for all-to-all
+    models (no single target to name), the share flagged at all (NaN when the zoo has none)."""
+    def one_target(g):
+        return g["backdoored"] & g["true_target"].notna()
+
     return pd.DataFrame([{"exposure": exposure,
-                          "detection_accuracy": g.loc[g["backdoored"], "correct"].mean(),
+                          "detection_accuracy": g.loc[one_target(g), "correct"].mean(),
                           "false_flags_on_clean": g.loc[~g["backdoored"], "flagged"].mean(),
+                          "all_to_all_flagged": g.loc[g["backdoored"] & ~one_target(g), "flagged"].mean(),
                           "roc_auc": roc_auc_score(g["backdoored"], g["score"]),
                           "n_backdoored": g["backdoored"].sum(), "n_clean": (~g["backdoored"]).sum()}
                          for exposure, g in detections.groupby("exposure")]).set_index("exposure")
@@ -199,8 +238,16 @@ def model_table(profile: Profile, data: ImageData, suspects) -> pd.DataFrame:
     by workers elsewhere keeps their name), `threads` the torch threads it trained with."""
     ctx = context(profile, data)
     metrics = ("CA", "ASR", "RA", "train_seconds", "n_poisoned")
+
+    def values(s):
+        out = {m: s.record[m] for m in metrics if m in s.record}
+        component = getattr(s.attack, "component_record", None)
+        if component:   # an attack's trained part (surrogate, generator, encoder): its own cached unit's seconds
+            out["component_seconds"] = component["seconds"]
+        return out
+
     return pd.DataFrame([row for s in suspects
-                         for row in tidy_rows({m: s.record[m] for m in metrics if m in s.record},
+                         for row in tidy_rows(values(s),
                                               **{**ctx, "hardware": s.record["hardware"]}, seed=s.seed,
                                               attack=s.label, threads=s.record["threads"])])
 

@@ -26,8 +26,10 @@ from .config import Profile, as_dict
 from .data import ImageData
 from .defenses.trigger_recovery import CONFIGS, recover_trigger, result_from_tensors
 from .pipeline import Suspect, subset_test, context
+from .zoo import section_rows
 from .progress import eta, report
-from .trigger_eval import mask_iou, perturbation_cosine, stamp_with, trigger_asr, true_perturbation
+from .trigger_eval import (amplified_perturbation, mask_iou, perturbation_cosine, stamp_with, trigger_asr,
+                           true_perturbation)
 from .units import cached_unit
 
 GALLERY_NAMES = {"none": "suspect", "CUL": "exposed", "CUL label": "CUL label"}
@@ -98,14 +100,16 @@ def score(result, suspect: Suspect, test: ImageData, seconds: float) -> dict:
     label, flagged = named_label(result)
     stamp, mask_map, l1 = recovered_trigger(result, label)
     attack = suspect.attack
-    row = {"recovered_label": label, "flagged": flagged, "true_target": attack.target if attack else None,
-           "correct": bool(attack is not None and label == attack.target),
+    row = {"recovered_label": label, "flagged": flagged, "true_target": attack.single_target if attack else None,
+           "correct": bool(attack is not None and label == attack.single_target),
            "asr_on_suspect": trigger_asr(suspect.model, stamp, test.test_x, test.test_y, label),
            "mask_l1": l1, "seconds": seconds}
     if result.method == "nc":
         row["anomaly_of_label"] = float(result.anomaly[result.index(label)])
         full = len(result.classes) == test.num_classes
-        row["anomaly_of_target"] = float(result.anomaly[result.index(attack.target)]) if full and attack else None
+        has_target = attack is not None and attack.single_target is not None
+        row["anomaly_of_target"] = float(result.anomaly[result.index(attack.single_target)]) \
+            if full and has_target else None
     if attack is not None:
         row.update(similarity(attack, stamp, mask_map, test.test_x[:N_SIMILARITY]))
     return row
@@ -136,9 +140,9 @@ def recovery_table(profile: Profile, data: ImageData, suspects, exposed: list, d
 
 
 def suspect_rows(profile: Profile, table: pd.DataFrame) -> pd.DataFrame:
-    """The zoo rows whose models are inverted: every suspect of the profile's recovery.zoo_seeds (all if empty)."""
-    rows = table[table["role"] == "suspect"]
-    return rows[rows["seed"].isin(profile.recovery.zoo_seeds)] if profile.recovery.zoo_seeds else rows
+    """The zoo rows whose models are inverted: the suspects of recovery.zoo_seeds and recovery.attacks (all if
+    empty)."""
+    return section_rows(table, profile.recovery.zoo_seeds, profile.recovery.attacks)
 
 
 def _runs(profile: Profile, suspect: Suspect, exposed_model, exposed_key: str, detected: int) -> list[tuple]:
@@ -165,13 +169,13 @@ def gallery(profile: Profile, data: ImageData, suspects, exposed: list, detected
     true trigger and each recovered trigger change in one test image (of a class no attack targets), drawn
     as 0.5 + delta / (2 max |delta|) so that grey is "unchanged" and a one-pixel trigger is visible; captions
     name the label (and mark the true target). Inversions come from the cache (recovery_table's runs)."""
-    targets = {s.attack.target for s in suspects if s.attack is not None}
+    targets = {s.attack.single_target for s in suspects if s.attack is not None} - {None}
     image = data.test_x[[i for i, y in enumerate(data.test_y.tolist()) if y not in targets][:1]]
     grid = {}
     for suspect, (exposed_model, exposed_key), (detected, _) in zip(suspects, exposed, detected_labels):
         if suspect.seed != seed:
             continue
-        target = suspect.attack.target if suspect.attack else None
+        target = suspect.attack.single_target if suspect.attack else None
         row = {"true trigger": (_delta_map(suspect.attack.apply(image), image), f"target {target}")
                if suspect.attack else (None, "no trigger")}
         for method, exposure, model, key, classes in _runs(profile, suspect, exposed_model, exposed_key, detected):
@@ -186,9 +190,7 @@ def gallery(profile: Profile, data: ImageData, suspects, exposed: list, detected
 
 
 def _delta_map(changed: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-    delta = (changed[0].float() - image[0].float()).cpu()
-    scale = delta.abs().max()
-    return (0.5 + delta / (2 * scale)).clamp(0, 1) if scale > 0 else torch.full_like(delta, 0.5)
+    return amplified_perturbation(changed[:1], image[:1])[0]
 
 
 # ------------------------------------------------------------------------------------- summary
@@ -199,11 +201,13 @@ SUMMARY_METRICS = ("correct", "asr_on_suspect", "mask_iou", f"mask_iou_shift{SHI
 def recovery_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Per method, exposure variant and seed: over the backdoored models, the share whose true target is named
     (`correct`), the share whose true target the method's own rule flags (`target_flagged`; NC only) and the
-    means of the other metrics; over the clean models, the share NC flags (`clean_flagged`).
+    means of the other metrics; over the clean models, the share NC flags (`clean_flagged`). All-to-all models
+    have no single target to name, so they stay in the per-model table (label, flag, ASR) and out of the summary.
     One row per (method, exposure, seed); recovery_verdicts reads the seed spread off it."""
     rows = []
     for (method, exposure, seed), group in table.groupby(["method", "exposure", "seed"], sort=False):
-        backdoored, clean = group[group["attack"] != "clean"], group[group["attack"] == "clean"]
+        one_target = (group["attack"] != "clean") & group["true_target"].notna()
+        backdoored, clean = group[one_target], group[group["attack"] == "clean"]
         row = {"method": method, "exposure": exposure, "seed": seed, "n_backdoored": len(backdoored)}
         row.update({m: backdoored[m].astype(float).mean() for m in SUMMARY_METRICS if m in backdoored})
         flagged = backdoored["flagged"] if "flagged" in backdoored else pd.Series(dtype=object)

@@ -9,9 +9,10 @@ bars are off unless --progress is given: each bar update would be stored in the 
 copies go to results/executed/<name>.ipynb, and results/notebook_times.csv keeps one row per (notebook,
 profile, hardware): a re-run replaces its row, other rows stay.
 
-With --workers N (or --address of a Ray cluster) the profile's zoo -- every model and CUL run the notebooks
-ask for -- is built first as Ray tasks (`zoo.build`); the notebooks then only read the cache. Without it,
-nothing changes: the notebooks compute what is missing, in their kernel, and Ray is never imported.
+A full run (no --only) first builds the profile's zoo -- every model, attack component and CUL run the
+notebooks ask for (`zoo.build`) -- in this process, or as Ray tasks with --workers N (or --address of a Ray
+cluster); its time is recorded as the row "zoo build", and the notebooks then only read those units. With
+--only (or --no-prebuild) a notebook computes what it misses in its kernel, and Ray is never imported.
 
 What the terminal shows: a line per notebook, a bar over its cells, and a line per unit the kernel computes
 (sent through `progress`'s side channel, so the executed notebooks hold no bar updates). Kernels talk over
@@ -58,6 +59,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--address", default=None, help="build the zoo first on this Ray cluster (e.g. auto)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per Ray task")
     parser.add_argument("--gpus-per-task", type=float, default=0.0, help="GPU share per Ray task, e.g. 0.33")
+    parser.add_argument("--no-prebuild", action="store_true",
+                        help="do not build the zoo first (default for --only runs without --workers/--address)")
     args = parser.parse_args(argv)
     if args.workers < 0:
         parser.error(f"--workers must be >= 0; got {args.workers}")
@@ -140,8 +143,13 @@ def main(argv=None) -> int:
     root = (args.root or repo_root()).resolve()
     params = notebook_parameters(root, args.profile, args.device, args.data_dir, args.progress)
     hardware = hardware_name(pick_device(args.device))
-    if (args.workers or args.address) and prebuild_zoo(args, root):
-        return 1
+    if not args.no_prebuild and (args.workers or args.address or not args.only):
+        start = time.perf_counter()
+        if prebuild_zoo(args, root):
+            return 1
+        record_time(root / "results" / "notebook_times.csv",
+                    {"notebook": "zoo build", "profile": args.profile, "seconds": round(time.perf_counter() - start, 1),
+                     "hardware": hardware, "date": date.today().isoformat()})
     with tempfile.TemporaryDirectory() as tmp:
         for notebook in select_notebooks(root / "notebooks", args.only):
             output = root / "results" / "executed" / notebook.name

@@ -147,13 +147,15 @@ def class_shares(model, x, num_classes: int) -> torch.Tensor:
 
 
 def evaluate(model, data, attack=None) -> dict:
-    """CA on all clean test images; with an attack (evaluation side only), ASR and RA on its triggered
-    non-target test images."""
+    """CA on all clean test images; with an attack (evaluation side only), ASR and RA on its triggered test
+    images: those not already of the target (all-to-one), all of them (all-to-all, where label y should
+    become (y + 1) mod K)."""
     metrics = {"CA": accuracy(model, data.test_x, data.test_y)}
     if attack is not None:
-        keep = data.test_y != attack.target
+        keep = attack.asr_pool(data.test_y)
         triggered = attack.apply(data.test_x[keep])
         preds = predict(model, triggered)
-        metrics["ASR"] = (preds == attack.target).float().mean().item()
+        wanted = attack.poison_labels(data.test_y[keep], data.num_classes)
+        metrics["ASR"] = (preds == wanted).float().mean().item()
         metrics["RA"] = (preds == data.test_y[keep]).float().mean().item()
     return metrics

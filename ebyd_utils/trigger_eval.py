@@ -81,6 +81,16 @@ def true_perturbation(attack, x: torch.Tensor) -> torch.Tensor:
     return (attack.apply(x).float() - x.float()) / 255
 
 
+def amplified_perturbation(changed: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """What a trigger changed in each uint8 image, as float (N, 3, H, W) in [0, 1] for display: 0.5 + delta /
+    (2 max |delta|) per image, so grey is "unchanged" and a one-pixel or 1/255 change is visible."""
+    check_images(changed, "changed images")
+    check_images(images, "images")
+    delta = (changed.float() - images.float()).cpu()
+    scale = delta.flatten(1).abs().amax(1).clamp_min(1e-12).view(-1, 1, 1, 1)
+    return (0.5 + delta / (2 * scale)).clamp(0, 1)
+
+
 def stamp_with(mask: torch.Tensor, pattern: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
     """A uint8 -> uint8 stamp function for a (mask (1, H, W), pattern (3, H, W)) trigger in [0, 1]."""
     mask, pattern = torch.as_tensor(mask).float(), torch.as_tensor(pattern).float()

@@ -20,7 +20,6 @@ pre-built zoo leaves the notebooks nothing to compute.
 from __future__ import annotations
 
 import json
-import random
 
 import pandas as pd
 
@@ -29,10 +28,9 @@ from .config import Profile, as_dict
 from .data import ImageData
 from .pipeline import Suspect, expose_restarts, setup, train_suspect
 from .progress import eta, report
+from .zoo_draws import DRAWN_SEED_OFFSET, dataset_shape, draw_attack, drawn_rows  # noqa: F401  (re-exported)
 
 REFERENCE_SEED_OFFSET = 1000   # the defender's clean reference models use seeds 1000, 1001, ... (never a zoo seed)
-DRAWN_SEED_OFFSET = 100        # the model-detection zoo's extra clean and drawn models use seeds 100, 101, ...
-DATASET_SHAPES = {"cifar10": (10, 32), "synthetic": (10, 32)}   # (classes, image side) the draws are sized to
 DEFAULT_MONITOR_SIZE = 2000    # test images of the CUL monitor (notebooks 02 and 03 default to it)
 TABLE_COLUMNS = ["model_id", "role", "architecture", "attack", "target", "rate", "seed", "attack_params"]
 
@@ -40,101 +38,77 @@ TABLE_COLUMNS = ["model_id", "role", "architecture", "attack", "target", "rate",
 # ------------------------------------------------------------------------------------------- the table
 def zoo_table(profile: Profile) -> pd.DataFrame:
     """The profile's zoo, one row per model: for every seed a clean control (if zoo.clean) and one model per
-    attack, then the defender's clean references."""
+    attack; at the first seed also the one-seed attacks and the all-to-all variants; then the drawn rows
+    (zoo_draws) and the defender's clean references."""
     zoo = profile.zoo
-    unknown = set(zoo.attacks) - set(ATTACKS)
-    if unknown:
-        raise ValueError(f"zoo.attacks names unknown attack(s) {sorted(unknown)}; choose from {sorted(ATTACKS)}")
-    if not 0 <= zoo.rate < 1:
-        raise ValueError(f"zoo.rate must be in [0, 1) (0 = each attack's default rate); got {zoo.rate}")
-    num_classes, _ = _dataset_shape(profile)
-    if not (isinstance(zoo.target, int) and 0 <= zoo.target < num_classes):
-        raise ValueError(f"zoo.target must be a class index in [0, {num_classes - 1}] for {profile.data.dataset}; "
-                         f"got {zoo.target!r}")
+    _check_zoo(profile)
     rows = []
-    for seed in zoo.seeds:
+    for k, seed in enumerate(zoo.seeds):
         if zoo.clean:
             rows.append(_row(profile, f"clean-s{seed}", "suspect", None, seed))
-        for name in zoo.attacks:
-            params = {"seed": seed, "target": zoo.target, **({"rate": zoo.rate} if zoo.rate else {})}
-            rows.append(_row(profile, f"{name}-s{seed}", "suspect", make_attack(name, **params), seed))
-    rows += drawn_rows(profile)
+        names = list(zoo.attacks) + (list(zoo.one_seed_attacks) if k == 0 else [])
+        for name in names:
+            attack = make_attack(name, **_attack_settings(zoo, name, seed))
+            rows.append(_row(profile, f"{name}-s{seed}", "suspect", attack, seed))
+        for name in (zoo.all_to_all if k == 0 else ()):
+            attack = make_attack(name, **_attack_settings(zoo, name, seed), all_to_all=True)
+            rows.append(_row(profile, f"{name}-all2all-s{seed}", "suspect", attack, seed))
+    rows += drawn_rows(profile, _row)
     for i in range(profile.detection.n_reference):
         rows.append(_row(profile, f"reference-{i}", "reference", None, REFERENCE_SEED_OFFSET + i))
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 
-def drawn_rows(profile: Profile) -> list[dict]:
-    """The model-detection zoo beyond the per-attack rows (role "drawn"): `extra_clean` clean models, then
-    `drawn` backdoored ones cycling over zoo.attacks, each with its trigger, target and rate drawn by
-    draw_attack. Model i's draw depends only on (draw_seed, i), so a larger zoo keeps the smaller one's models."""
+def _attack_settings(zoo, name: str, seed: int) -> dict:
+    """target, rate (when the zoo sets one) and the zoo's per-attack settings; the seed is the model's."""
+    return {"seed": seed, "target": zoo.target, **({"rate": zoo.rate} if zoo.rate else {}),
+            **zoo.attack_params.get(name, {})}
+
+
+def _check_zoo(profile: Profile) -> None:
     zoo = profile.zoo
-    num_classes, side = _dataset_shape(profile)
-    for name, value in (("extra_clean", zoo.extra_clean), ("drawn", zoo.drawn)):
-        if not (isinstance(value, int) and value >= 0):
-            raise ValueError(f"zoo.{name} must be an int >= 0 (number of models); got {value!r}")
-    if zoo.drawn and not zoo.attacks:
-        raise ValueError("zoo.drawn > 0 needs at least one attack in zoo.attacks to draw from")
-    rows = [_row(profile, f"clean-d{DRAWN_SEED_OFFSET + i}", "drawn", None, DRAWN_SEED_OFFSET + i)
-            for i in range(zoo.extra_clean)]
-    for i in range(zoo.drawn):
-        seed = DRAWN_SEED_OFFSET + zoo.extra_clean + i
-        attack = draw_attack(zoo.attacks[i % len(zoo.attacks)], random.Random(zoo.draw_seed * 100_003 + i),
-                             seed, num_classes, side, zoo.rate_range)
-        rows.append(_row(profile, f"{attack.name}-d{seed}", "drawn", attack, seed))
-    return rows
-
-
-def draw_attack(name: str, rng: random.Random, seed: int, num_classes: int, side: int, rate_range=(0.05, 0.15)):
-    """An attack with its parameters drawn at random, so that a detector is not tuned to default triggers at
-    target 0: the target uniformly over the classes; the rate uniformly from rate_range (a third of it for a
-    clean-label attack, whose images all come from the target class); and per attack:
-    BadNets: patch side 3-5 at a uniform position (side 3 is the official grid, others a seeded black/white
-    pattern); Blend: alpha in [0.1, 0.25] and a seeded noise key; Trojan: square side 4-7 (its position stays the
-    bottom-right corner) and a seeded colour pattern; SIG: amplitude 15-30 /255 and frequency 4-8. The attack's
-    own seed (= the model seed) draws its pattern or key and its poisoned images."""
-    low, high = _check_rate_range(rate_range)
-    if ATTACKS[name].clean_label:
-        low, high = low / 3, high / 3
-    params = {"seed": seed, "target": rng.randrange(num_classes), "rate": round(rng.uniform(low, high), 4)}
-    if name == "badnets":
-        size = rng.randint(3, 5)
-        params.update(size=size, position=(rng.randint(0, side - size), rng.randint(0, side - size)))
-    elif name == "blend":
-        params.update(alpha=round(rng.uniform(0.1, 0.25), 3))
-    elif name == "trojan":
-        params.update(size=rng.randint(4, 7))
-    elif name == "sig":
-        params.update(delta=round(rng.uniform(15, 30)) / 255, frequency=rng.randint(4, 8))
-    else:
-        raise ValueError(f"no draw rule for attack {name!r}; drawn zoos support {DRAWABLE}")
-    return make_attack(name, **params)
-
-
-DRAWABLE = ("badnets", "blend", "trojan", "sig")
-
-
-def _check_rate_range(rate_range) -> tuple[float, float]:
-    if not (isinstance(rate_range, (tuple, list)) and len(rate_range) == 2
-            and 0 < rate_range[0] <= rate_range[1] < 1):
-        raise ValueError(f"zoo.rate_range must be (low, high) with 0 < low <= high < 1, e.g. (0.05, 0.15); "
-                         f"got {rate_range!r}")
-    return float(rate_range[0]), float(rate_range[1])
-
-
-def _dataset_shape(profile: Profile) -> tuple[int, int]:
-    if profile.data.dataset not in DATASET_SHAPES:
-        raise ValueError(f"the zoo does not know dataset {profile.data.dataset!r}; add its (classes, side) to "
-                         f"zoo.DATASET_SHAPES (known: {sorted(DATASET_SHAPES)})")
-    return DATASET_SHAPES[profile.data.dataset]
+    for field in ("attacks", "one_seed_attacks", "all_to_all"):
+        unknown = set(getattr(zoo, field)) - set(ATTACKS)
+        if unknown:
+            raise ValueError(f"zoo.{field} names unknown attack(s) {sorted(unknown)}; choose from {sorted(ATTACKS)}")
+    both = sorted(set(zoo.attacks) & set(zoo.one_seed_attacks))
+    if both:
+        raise ValueError(f"{both} are in both zoo.attacks (every seed) and zoo.one_seed_attacks (first seed); "
+                         f"list each attack once")
+    clean_label = sorted(n for n in zoo.all_to_all if ATTACKS[n].clean_label)
+    if clean_label:
+        raise ValueError(f"zoo.all_to_all: {clean_label} keep their labels (clean-label), so they have no "
+                         f"all-to-all variant; list dirty-label attacks only")
+    unknown = set(zoo.attack_params) - set(ATTACKS)
+    if unknown:
+        raise ValueError(f"zoo.attack_params names unknown attack(s) {sorted(unknown)}; choose from {sorted(ATTACKS)}")
+    if not zoo.seeds and (zoo.one_seed_attacks or zoo.all_to_all):
+        raise ValueError("zoo.one_seed_attacks and zoo.all_to_all use the first of zoo.seeds; give at least one seed")
+    if not 0 <= zoo.rate < 1:
+        raise ValueError(f"zoo.rate must be in [0, 1) (0 = each attack's default rate); got {zoo.rate}")
+    num_classes, _ = dataset_shape(profile)
+    if not (isinstance(zoo.target, int) and 0 <= zoo.target < num_classes):
+        raise ValueError(f"zoo.target must be a class index in [0, {num_classes - 1}] for {profile.data.dataset}; "
+                         f"got {zoo.target!r}")
 
 
 def _row(profile, model_id, role, attack, seed) -> dict:
     params = attack.params() if attack is not None else None
     return {"model_id": model_id, "role": role, "architecture": profile.train.model,
-            "attack": params["attack"] if params else "clean", "target": params["target"] if params else None,
+            "attack": attack.label if attack else "clean", "target": attack.single_target if attack else None,
             "rate": params["rate"] if params else None, "seed": seed,
             "attack_params": json.dumps(params, sort_keys=True) if params else ""}
+
+
+def section_rows(table: pd.DataFrame, seeds=(), attacks=()) -> pd.DataFrame:
+    """The per-attack suspects a section runs on: those of these seeds and these attack labels (e.g. "badnets",
+    "badnets-all2all"); empty = all. The clean controls of the chosen seeds always stay."""
+    unknown = set(attacks) - set(table["attack"])
+    if unknown:
+        raise ValueError(f"attacks {sorted(unknown)} are not in the zoo; it has {sorted(set(table['attack']))}")
+    rows = table[table["role"] == "suspect"]
+    rows = rows[rows["seed"].isin(seeds)] if seeds else rows
+    return rows[rows["attack"].isin(("clean", *attacks))] if attacks else rows
 
 
 def attack_of(row):

@@ -5,6 +5,10 @@ from ebyd_utils.attacks import ATTACKS, SIG, BadNets, Blend, Trojan, make_attack
 from ebyd_utils.attacks.badnets import OFFICIAL_GRID
 
 
+TINY_FIT = {"lc": {"fit_images": 0, "surrogate_epochs": 1, "steps": 2},
+            "iad": {"fit_images": 0, "mask_epochs": 1, "epochs": 1}, "ssba": {"fit_images": 0, "epochs": 1}}
+
+
 def _labels(n=1000, k=10):
     return torch.arange(n) % k
 
@@ -14,13 +18,19 @@ def _labels(n=1000, k=10):
 def test_poisons_exactly_the_requested_rate(name, rate):
     x = torch.randint(0, 256, (1000, 3, 32, 32), dtype=torch.uint8)
     y = _labels()
-    attack = make_attack(name, rate=rate, target=3)
+    attack = make_attack(name, rate=rate, target=3, **TINY_FIT.get(name, {}))
+    if attack.needs_fit:   # a trained component (surrogate, generator, encoder), at a budget of a second
+        attack.load_component(attack.fit(x, y, 10))
     px, py, idx = attack.poison(x, y, num_classes=10)
     assert len(idx) == round(rate * 1000) == len(torch.unique(idx))
     assert (py[idx] == 3).all()
     untouched = torch.ones(1000, dtype=torch.bool)
     untouched[idx] = False
-    assert torch.equal(px[untouched], x[untouched]) and torch.equal(py[untouched], y[untouched])
+    extra = attack.extra_indices(y, idx)     # cover / noise-mode / cross-trigger images: triggered, labels kept
+    assert not untouched[extra].logical_not().any()                    # disjoint from the relabelled ones
+    assert torch.equal(py[extra], y[extra]) and torch.equal(py[untouched], y[untouched])
+    untouched[extra] = False
+    assert torch.equal(px[untouched], x[untouched])
     assert not torch.equal(px[idx], x[idx])
     # dirty-label attacks poison non-target images, the clean-label SIG only target-class images
     assert ((y[idx] == 3).all() if attack.clean_label else (y[idx] != 3).all())
@@ -106,3 +116,41 @@ def test_wrong_shaped_triggers_raise():
 def test_sig_rate_beyond_the_target_class_raises():
     with pytest.raises(ValueError, match="target-class"):
         SIG(rate=0.5).poison(torch.zeros(100, 3, 32, 32, dtype=torch.uint8), _labels(100), 10)
+
+
+def test_all_to_all_relabels_y_to_the_next_class_from_every_class():
+    x = torch.randint(0, 256, (1000, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    y = _labels()
+    attack = BadNets(all_to_all=True, rate=0.2, seed=3)
+    _, py, idx = attack.poison(x, y, num_classes=10)
+    assert len(idx) == 200 and torch.equal(py[idx], (y[idx] + 1) % 10)
+    assert len(torch.unique(y[idx])) == 10                      # drawn from every class, the "target" 0 included
+    assert attack.label == "badnets-all2all" and attack.single_target is None
+    assert attack.asr_pool(y).all() and torch.equal(attack.poison_labels(y, 10), (y + 1) % 10)
+    assert BadNets().params() == {k: v for k, v in attack.params().items() if k != "all_to_all"} | {"rate": 0.1,
+                                                                                                  "seed": 0}
+
+
+def test_all_to_all_asr_counts_the_next_class_on_every_test_image():
+    from types import SimpleNamespace
+
+    from ebyd_utils.train import evaluate
+
+    class NextClass(torch.nn.Module):   # a perfect all-to-all backdoor: a stamped corner means "add one"
+        def forward(self, x):
+            y = x[:, 0, 0, 0].mul(255).round().long() % 10
+            stamped = (x[:, :, -3:, -3:] == BadNets().trigger(8, 8)[1][:, -3:, -3:]).all(-1).all(-1).all(-1)
+            return torch.nn.functional.one_hot(torch.where(stamped, (y + 1) % 10, y), 10).float()
+
+    y = _labels(200)
+    x = torch.zeros(200, 3, 8, 8, dtype=torch.uint8)
+    x[:, 0, 0, 0] = y.to(torch.uint8)
+    data = SimpleNamespace(test_x=x, test_y=y, num_classes=10)
+    metrics = evaluate(NextClass(), data, BadNets(all_to_all=True))
+    assert metrics == {"CA": 1.0, "ASR": 1.0, "RA": 0.0}
+    assert evaluate(NextClass(), data, BadNets())["ASR"] == pytest.approx(0.1, abs=0.02)   # all-to-one: only 9 -> 0
+
+
+def test_clean_label_attacks_have_no_all_to_all():
+    with pytest.raises(ValueError, match="clean-label"):
+        SIG(all_to_all=True)

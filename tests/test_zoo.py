@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -41,7 +42,8 @@ def _with_failing_row(profile):
 def test_the_zoo_table_names_every_model_and_rebuilds_its_attacks():
     profile = get_profile("quick")
     table = zoo.zoo_table(profile)
-    n_suspects = len(profile.zoo.seeds) * (len(profile.zoo.attacks) + 1)
+    n_suspects = (len(profile.zoo.seeds) * (len(profile.zoo.attacks) + 1) + len(profile.zoo.one_seed_attacks)
+                  + len(profile.zoo.all_to_all))
     n_drawn = profile.zoo.extra_clean + profile.zoo.drawn
     assert len(table) == n_suspects + n_drawn + profile.detection.n_reference and table["model_id"].is_unique
     assert set(table["role"]) == {"suspect", "drawn", "reference"} and (table["architecture"] == "fastcnn").all()
@@ -51,7 +53,8 @@ def test_the_zoo_table_names_every_model_and_rebuilds_its_attacks():
             assert attack is None and row["attack_params"] == ""
         else:   # the row alone rebuilds the attack (a drawn BadNets pattern included), so the cache key is the same
             assert json.dumps(attack.params(), sort_keys=True) == row["attack_params"]
-            assert attack.seed == row["seed"] and attack.target == row["target"]
+            assert attack.seed == row["seed"] and attack.label == row["attack"]
+            assert attack.single_target == (None if pd.isna(row["target"]) else row["target"])
             if row["role"] == "suspect":
                 assert attack.target == profile.zoo.target
     drawn = table[table["role"] == "drawn"]
@@ -79,10 +82,26 @@ def test_drawn_models_vary_trigger_target_and_rate_and_a_larger_zoo_keeps_them()
 @pytest.mark.parametrize("zoo_change, message", [
     ({"attacks": ("badnets", "wanet-typo")}, "badnets"), ({"rate": 1.5}, "rate"), ({"target": -1}, "target"),
     ({"target": 10}, "target"), ({"rate_range": (0.2, 0.1)}, "rate_range"), ({"rate_range": (0.0, 0.1)}, "rate_range"),
-    ({"drawn": -1}, "drawn")])
+    ({"drawn": -1}, "drawn"), ({"all_to_all": ("sig",)}, "clean-label"), ({"all_to_all": ("nope",)}, "badnets"),
+    ({"one_seed_attacks": ("badnets",)}, "both"), ({"attack_params": {"nope": {}}}, "attack_params"),
+    ({"drawn_attacks": ("wanet",)}, "draw rule"), ({"attack_params": {"badnets": {"size": 0}}}, "size")])
 def test_a_bad_zoo_spec_says_what_is_allowed(zoo_change, message):
     with pytest.raises(ValueError, match=message):
         zoo.zoo_table(get_profile("smoke", zoo=zoo_change))
+
+
+def test_one_seed_attacks_all_to_all_and_per_attack_settings_make_their_rows():
+    profile = get_profile("smoke", zoo=dict(attacks=("badnets",), seeds=(0, 1), one_seed_attacks=("blend",),
+                                            all_to_all=("badnets", "blend"), extra_clean=0, drawn=0,
+                                            attack_params={"badnets": {"size": 4}}))
+    table = zoo.zoo_table(profile).set_index("model_id")
+    suspects = table[table["role"] == "suspect"]
+    assert list(suspects.index) == ["clean-s0", "badnets-s0", "blend-s0", "badnets-all2all-s0",
+                                    "blend-all2all-s0", "clean-s1", "badnets-s1"]
+    a2a = zoo.attack_of(table.loc["badnets-all2all-s0"].to_dict())
+    assert a2a.all_to_all and a2a.single_target is None and pd.isna(table.loc["badnets-all2all-s0", "target"])
+    assert zoo.attack_of(table.loc["badnets-s1"].to_dict()).size == 4          # the per-attack setting, every row
+    assert json.loads(table.loc["badnets-s0", "attack_params"]).get("all_to_all") is None   # all-to-one keys kept
 
 
 def test_fanout_arguments_are_checked():
@@ -157,7 +176,7 @@ def test_make_figures_shows_unit_progress_in_the_terminal_not_in_the_notebook(tm
                 nbformat.v4.new_code_cell("from ebyd_utils.progress import report\nreport('model 1/1: done')\n"
                                           "print('a cell output')")]
     nbformat.write(nb, tmp_path / "notebooks" / "00_probe.ipynb")
-    assert run_notebooks.main(["--profile", "smoke", "--root", str(tmp_path), "--device", "cpu"]) == 0
+    assert run_notebooks.main(["--profile", "smoke", "--root", str(tmp_path), "--device", "cpu", "--no-prebuild"]) == 0
     out, err = capfd.readouterr()
     assert "00_probe: model 1/1: done" in out + err                   # the unit line reached the terminal
     assert "without encryption" not in out + err                      # kernels talk over IPC, not TCP

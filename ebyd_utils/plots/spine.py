@@ -12,21 +12,32 @@ from matplotlib.ticker import MaxNLocator
 from .style import CLEAN, color_of, display_name, model_order, palette
 
 # ------------------------------------------------------------------------------------ trigger gallery
-def trigger_gallery(images: dict, n: int = 6, title: str | None = None):
+def trigger_gallery(images: dict, n: int = 6, title: str | None = None, deltas: dict | None = None):
     """Rows: one per entry of `images` (name -> uint8 (N, 3, H, W) batch, same images in each); columns: the
-    first `n` images. Pixels are shown unscaled (nearest neighbour), so a 3x3 patch is visible as drawn."""
+    first `n` images, then (with `deltas`, name -> float (N, 3, H, W) in [0, 1], e.g.
+    trigger_eval.amplified_perturbation) the same images' perturbations, amplified. Pixels are shown unscaled
+    (nearest neighbour), so a 3x3 patch is visible as drawn."""
     names = list(images)
     n = min(n, min(len(batch) for batch in images.values()))
-    fig, axes = plt.subplots(len(names), n, figsize=(1.35 * n + 0.8, 1.35 * len(names)), squeeze=False)
+    cols = 2 * n if deltas else n
+    fig, axes = plt.subplots(len(names), cols, figsize=(1.2 * cols + 1.2, 1.2 * len(names) + 0.3), squeeze=False)
     for row, name in enumerate(names):
-        batch = images[name][:n].detach().cpu().permute(0, 2, 3, 1).numpy()
-        for col in range(n):
+        panels = list(images[name][:n])
+        if deltas:
+            panels += list(deltas[name][:n]) if name in deltas else [None] * n
+        for col, panel in enumerate(panels):
             ax = axes[row, col]
-            ax.imshow(batch[col], interpolation="nearest")
+            if panel is not None:
+                image = panel.detach().cpu().permute(1, 2, 0).numpy()
+                ax.imshow(image, interpolation="nearest", vmin=0, vmax=1 if image.dtype.kind == "f" else 255)
             ax.set_xticks([]), ax.set_yticks([])
             ax.grid(False)
+            ax.axis("on" if panel is not None else "off")
         axes[row, 0].set_ylabel(display_name(name), rotation=0, ha="right", va="center",
                                 color=color_of(name), fontweight="bold")
+    if deltas:
+        axes[0, 0].set_title("triggered", loc="left")
+        axes[0, n].set_title("perturbation, amplified (grey = unchanged)", loc="left")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -40,7 +51,8 @@ def attack_metrics(table: pd.DataFrame, metrics=("CA", "ASR", "RA")):
     `table`: tidy rows with columns attack, seed, metric, value (pipeline.model_table). The clean control has
     no trigger, so its ASR and RA panels say "n/a" instead of a bar."""
     order = model_order(table["attack"])
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.4), sharey=True, squeeze=False)
+    width = max(3.6, 0.32 * len(order))   # a panel grows with the zoo, so 16 bars stay readable
+    fig, axes = plt.subplots(1, len(metrics), figsize=(width * len(metrics), 3.4), sharey=True, squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         rows = table[table["metric"] == metric]
         sns.barplot(rows, x="attack", y="value", hue="attack", order=order, hue_order=order,
@@ -139,27 +151,31 @@ def cul_curves(table: pd.DataFrame, reference: pd.DataFrame | None = None, refer
 
 
 # ------------------------------------------------------------------------------------- class shares
-def class_share_bars(shares: pd.DataFrame, when_order=None):
-    """Predicted-class shares before and after CUL, one panel per model (one row per seed).
+def class_share_bars(shares: pd.DataFrame, when_order=None, max_cols: int = 6):
+    """Predicted-class shares before and after CUL, one panel per model and seed, `max_cols` panels a row.
 
     `shares`: columns attack, seed, class, value, when (e.g. "before CUL" / "at stop epoch"), target.
-    The first `when` is drawn light grey, the second in the model's colour; a triangle marks the target class."""
+    The first `when` is drawn light grey, the second in the model's colour; a triangle marks the target class
+    (none for an all-to-all model, whose target is empty)."""
     shares = shares.assign(**{"class": shares["class"].astype(int)})   # CSV round-trips make it float
     when_order = when_order or list(dict.fromkeys(shares["when"]))
-    order = model_order(shares["attack"])
-    seeds = sorted(shares["seed"].unique())
-    fig, axes = plt.subplots(len(seeds), len(order), figsize=(2.9 * len(order), 2.7 * len(seeds)),
-                             sharey=True, squeeze=False)
-    for (r, seed), (c, name) in ((rs, cn) for rs in enumerate(seeds) for cn in enumerate(order)):
-        ax, rows = axes[r, c], shares[(shares["attack"] == name) & (shares["seed"] == seed)]
+    panels = [(seed, name) for seed in sorted(shares["seed"].unique()) for name in model_order(shares["attack"])]
+    cols = min(max_cols, len(panels))
+    rows_n = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(2.9 * cols, 2.7 * rows_n), sharey=True, squeeze=False)
+    for k, (seed, name) in enumerate(panels):
+        ax, rows = axes.flat[k], shares[(shares["attack"] == name) & (shares["seed"] == seed)]
         sns.barplot(rows, x="class", y="value", hue="when", hue_order=when_order, ax=ax,
-                    palette=["#cfcfcf", color_of(name)][: len(when_order)], legend=(r == 0 and c == 0))
-        if not rows.empty:
-            target = int(rows["target"].iloc[0])
+                    palette=["#cfcfcf", color_of(name)][: len(when_order)], legend=k == 0)
+        target = pd.to_numeric(rows["target"], errors="coerce").dropna()
+        if len(target):
+            target = int(target.iloc[0])
             top = rows.loc[rows["class"] == target, "value"].max()
             ax.plot(target, min(top + 0.08, 1.08), "v", color="black", ms=6)
         ax.set(title=f"{display_name(name)} (seed {seed})", xlabel="predicted class", ylabel="share",
                ylim=(0, 1.15))
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
     if axes[0, 0].get_legend() is not None:
         sns.move_legend(axes[0, 0], "upper left", title=None, fontsize=8)
     fig.tight_layout()

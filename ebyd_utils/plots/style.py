@@ -7,15 +7,18 @@ import seaborn as sns
 
 CLEAN = "clean"
 CLEAN_COLOR = "#8c8c8c"   # the clean control: always this grey
-# Fixed attack colours (seaborn "colorblind" hues), so BadNets is the same vermillion on every page.
+# Fixed attack colours (seaborn "colorblind" hues, then "dark" ones), so BadNets is the same vermillion on every
+# page; the paper's ten attacks first (the official code's order after the first four), then the anchors' others.
 ATTACK_COLORS = {
     "badnets": "#d55e00", "blend": "#0173b2", "trojan": "#029e73", "sig": "#cc78bc",
-    "wanet": "#de8f05", "cl": "#56b4e9", "dynamic": "#ca9161", "nashville": "#fbafe4",
-    "onepixel": "#ece133", "smooth": "#000000",
+    "onepixel": "#ece133", "wanet": "#de8f05", "lc": "#56b4e9", "smooth": "#000000", "iad": "#ca9161",
+    "nashville": "#fbafe4", "ssba": "#8c0800", "bpp": "#001c7f", "adap_blend": "#12711c", "adap_patch": "#591e71",
 }
 DISPLAY = {"clean": "clean", "badnets": "BadNets", "blend": "Blend", "trojan": "Trojan", "sig": "SIG",
-           "wanet": "WaNet", "cl": "CL", "dynamic": "Dynamic", "nashville": "Nashville",
-           "onepixel": "One-pixel", "smooth": "Smooth"}
+           "onepixel": "One-pixel", "wanet": "WaNet", "lc": "LC", "smooth": "Smooth", "iad": "IAD",
+           "nashville": "Nashville", "ssba": "SSBA", "bpp": "BPP", "adap_blend": "Adap-Blend",
+           "adap_patch": "Adap-Patch"}
+ALL_TO_ALL = "-all2all"   # suffix of an all-to-all variant's name (attacks.base.Attack.label)
 _SPARE = sns.color_palette("dark", 10).as_hex()   # attacks not listed above, in a stable order
 
 
@@ -28,7 +31,7 @@ def set_style() -> None:
 
 def color_of(name: str) -> str:
     """The fixed colour of a model kind ('clean' or an attack name, any case)."""
-    key = str(name).lower()
+    key = str(name).lower().removesuffix(ALL_TO_ALL)
     if key == CLEAN:
         return CLEAN_COLOR
     if key in ATTACK_COLORS:
@@ -37,7 +40,10 @@ def color_of(name: str) -> str:
 
 
 def display_name(name: str) -> str:
-    return DISPLAY.get(str(name).lower(), str(name))
+    key = str(name).lower()
+    if key.endswith(ALL_TO_ALL):
+        return f"{display_name(key.removesuffix(ALL_TO_ALL))} (all-to-all)"
+    return DISPLAY.get(key, str(name))
 
 
 def palette(names) -> dict:
@@ -46,10 +52,15 @@ def palette(names) -> dict:
 
 
 def model_order(names) -> list:
-    """Clean control first, then attacks in the fixed order of ATTACK_COLORS, then any others."""
+    """Clean control first, then attacks in the fixed order of ATTACK_COLORS (an all-to-all variant right after
+    its attack), then any others."""
     names = list(dict.fromkeys(names))
     known = [CLEAN] + list(ATTACK_COLORS)
-    return sorted(names, key=lambda n: (known.index(n) if n in known else len(known), str(n)))
+
+    def rank(n):
+        base = str(n).removesuffix(ALL_TO_ALL)
+        return (known.index(base) if base in known else len(known), str(n).endswith(ALL_TO_ALL), str(n))
+    return sorted(names, key=rank)
 
 
 def save_figure(fig, name: str, figures_dir="figures") -> list[Path]:
