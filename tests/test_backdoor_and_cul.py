@@ -1,4 +1,5 @@
 """The paper's effect on tiny generated data: a backdoor is learned, CUL exposes it, detection names it."""
+import pytest
 import torch
 
 from ebyd_utils import pipeline as pl
@@ -72,10 +73,13 @@ def test_detection_without_references_is_stated_not_silent():
 
 def test_detection_summary_counts_right_targets_false_flags_and_auc():
     import pandas as pd
-    table = pd.DataFrame({"exposure": ["CUL"] * 4, "backdoored": [True, True, False, False],
-                          "correct": [True, False, False, False], "flagged": [True, True, False, True],
-                          "score": [0.5, 0.3, 0.1, 0.4]})
+    table = pd.DataFrame({"exposure": ["CUL"] * 5, "backdoored": [True, True, False, False, True],
+                          "true_target": [0, 0, None, None, None],   # the last: all-to-all, no single target
+                          "correct": [True, False, False, False, False], "flagged": [True, True, False, True, True],
+                          "score": [0.5, 0.3, 0.1, 0.4, 0.6]})
     row = pl.detection_summary(table).loc["CUL"]
-    # one backdoored model flagged on a wrong label does not count as detected; the clean one at 0.4 is a false flag
+    # one backdoored model flagged on a wrong label does not count as detected; the clean one at 0.4 is a false
+    # flag; the all-to-all model counts as flagged (backdoor found), not in the target accuracy, and in the AUC
     assert row["detection_accuracy"] == 0.5 and row["false_flags_on_clean"] == 0.5
-    assert row["roc_auc"] == 0.75 and row["n_backdoored"] == 2 and row["n_clean"] == 2
+    assert row["all_to_all_flagged"] == 1.0
+    assert row["roc_auc"] == pytest.approx(5 / 6) and row["n_backdoored"] == 3 and row["n_clean"] == 2
