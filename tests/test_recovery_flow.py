@@ -28,16 +28,20 @@ def test_every_inversion_setting_enters_the_key_and_the_profile_sets_the_budget(
     assert recovery.method_settings(quick, "nc")["epochs"] == quick.recovery.nc_epochs
     assert recovery.method_settings(smoke, "bti")["generator_steps"] == smoke.recovery.bti_generator_steps
     assert recovery.method_settings(quick, "nc") != recovery.method_settings(smoke, "nc")
-    table = pd.DataFrame({"role": ["suspect", "suspect", "reference"], "seed": [0, 1, 1000]})
-    assert list(recovery.suspect_rows(smoke, table)["seed"]) == [0]             # smoke: zoo seed 0 only
-    assert list(recovery.suspect_rows(quick, table)["seed"]) == [0, 1]          # quick: every seed
+    table = pd.DataFrame({"role": ["suspect", "suspect", "suspect", "reference"], "seed": [0, 0, 1, 1000],
+                          "attack": ["clean", "wanet", "clean", "clean"]})
+    smoke_rows = recovery.suspect_rows(get_profile("smoke", recovery=dict(attacks=("wanet",))), table)
+    assert list(smoke_rows["seed"]) == [0, 0] and list(smoke_rows["attack"]) == ["clean", "wanet"]   # seed 0 only
+    assert list(recovery.suspect_rows(quick, table)["seed"]) == [0, 0, 1]       # quick: every seed and attack
+    with pytest.raises(ValueError, match="not in the zoo"):                     # a typo in the filter is an error
+        recovery.suspect_rows(smoke, table)
 
 
 def _rows(method, exposure, seed, correct, asr, clean_flag=False):
     return [{"attack": "badnets", "seed": seed, "method": method, "exposure": exposure, "correct": c,
-             "asr_on_suspect": a, "flagged": True, "seconds": 1.0} for c, a in zip(correct, asr)] + \
+             "true_target": 0, "asr_on_suspect": a, "flagged": True, "seconds": 1.0} for c, a in zip(correct, asr)] + \
            [{"attack": "clean", "seed": seed, "method": method, "exposure": exposure, "correct": False,
-             "asr_on_suspect": 0.5, "flagged": clean_flag, "seconds": 1.0}]
+             "true_target": None, "asr_on_suspect": 0.5, "flagged": clean_flag, "seconds": 1.0}]
 
 
 def test_summary_counts_named_targets_and_clean_flags_per_seed():
