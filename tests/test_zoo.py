@@ -18,10 +18,12 @@ from ebyd_utils.config import get_profile
 
 REPO = Path(__file__).resolve().parents[1]
 # one epoch, one attack, one CUL restart, no references: units of a few seconds each
-TINY = dict(train=dict(epochs=1), zoo=dict(attacks=("badnets",), seeds=(0,), extra_clean=0, drawn=0),
+TINY = dict(train=dict(epochs=1), zoo=dict(attacks=("badnets",), seeds=(0,), one_seed_attacks=(), all_to_all=(),
+                                          extra_clean=0, drawn=0),
             detection=dict(n_reference=0, restarts=1))
 TINY_CLI = ["--set", "train.epochs=1", "--set", "zoo.attacks=('badnets',)", "--set", "detection.n_reference=0",
-            "--set", "detection.restarts=1", "--set", "zoo.extra_clean=0", "--set", "zoo.drawn=0"]
+            "--set", "detection.restarts=1", "--set", "zoo.extra_clean=0", "--set", "zoo.drawn=0",
+            "--set", "zoo.one_seed_attacks=()", "--set", "zoo.all_to_all=()"]
 
 
 def _unit_files(cache) -> dict:
@@ -32,6 +34,7 @@ def _unit_files(cache) -> dict:
 def _with_failing_row(profile):
     """The tiny zoo plus a SIG model asking for more target-class images than exist (its poisoning fails)."""
     table = zoo.zoo_table(get_profile("smoke", **{**TINY, "zoo": dict(attacks=("badnets", "sig"), seeds=(0,),
+                                                                      one_seed_attacks=(), all_to_all=(),
                                                                       extra_clean=0, drawn=0)}))
     sig = table["attack"] == "sig"
     params = {**json.loads(table.loc[sig, "attack_params"].item()), "rate": 0.5}
