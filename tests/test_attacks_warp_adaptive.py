@@ -80,15 +80,6 @@ def test_wanet_changes_real_images_only_by_resampling_them(images):
     assert not mask.any() and pattern.shape == (3, 32, 32) and 0 <= pattern.min() <= pattern.max() <= 1
 
 
-def test_wanet_is_seeded(images):
-    assert torch.equal(WaNet(seed=3).apply(images), WaNet(seed=3).apply(images))
-    assert not torch.equal(WaNet(seed=3).apply(images), WaNet(seed=4).apply(images))
-    x, y = _data()
-    a, b = WaNet(seed=3).poison(x, y, 10), WaNet(seed=3).poison(x, y, 10)
-    assert all(torch.equal(u, v) for u, v in zip(a, b))
-    assert not torch.equal(a[0], WaNet(seed=4).poison(x, y, 10)[0])
-
-
 @pytest.mark.parametrize("kwargs, message", [
     ({"k": 1}, "k .*int >= 2"), ({"s": 0}, "s .*> 0"), ({"grid_rescale": 1.5}, r"grid_rescale .*\(0, 1\]"),
     ({"cross_ratio": -1}, "cross_ratio .*>= 0"),
@@ -166,8 +157,8 @@ def test_adap_patch_test_trigger_stamps_all_patches_opaque_and_nothing_else(h, w
     assert torch.equal(out[:, :, inside], expected.expand(4, *expected.shape))
 
 
-@pytest.mark.parametrize("cls", [AdapBlend, AdapPatch])
-def test_adaptive_is_seeded(cls, images):
+@pytest.mark.parametrize("cls", [WaNet, AdapBlend, AdapPatch])
+def test_each_attack_is_seeded(cls, images):
     assert torch.equal(cls(seed=3).apply(images), cls(seed=3).apply(images))
     assert not torch.equal(cls(seed=3).apply(images), cls(seed=4).apply(images))
     x, y = _data()
