@@ -70,6 +70,12 @@ data:
 		echo "    $(PY) -c \"from torchvision.datasets import CIFAR10; [CIFAR10('$(DATA_DIR)', train=t, download=True) for t in (True, False)]\""; \
 		echo "  - or put images in the ImageFolder layout: $(DATA_DIR)/{train,test}/<class>/*.png"; \
 	fi
+	@# the text track (notebook 09): the local copies beside a developer checkout; online, the hub serves them
+	@if [ -d "$(DATA_DIR)/text/sst2" ]; then echo "text data is already in $(DATA_DIR)/text/"; \
+	elif [ -d "$(SHARED)/data/text/sst2" ]; then mkdir -p "$(DATA_DIR)/text" && \
+		cp -r $(addprefix $(SHARED)/data/text/,sst2 offenseval agnews imdb poisoned style-transfer) "$(DATA_DIR)/text/" && \
+		echo "copied the text datasets and released paraphrases into $(DATA_DIR)/text/"; \
+	else echo "No $(SHARED)/data/text: notebook 09 loads its dataset from the hub (datasets.load_dataset) when online"; fi
 
 # Trained models, exposures and decoded datasets; all are rebuilt on demand.
 clean-cache:

@@ -239,7 +239,11 @@ def get_profile(name: str, **overrides) -> Profile:
     recovery=) or fields."""
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
-    profile = PROFILES[name]
+    return override(PROFILES[name], overrides)
+
+
+def override(profile, overrides: dict):
+    """A profile (any dataclass of dataclasses) with fields replaced; a dict replaces fields of a section."""
     changes = {}
     for key, value in overrides.items():
         current = getattr(profile, key, None)

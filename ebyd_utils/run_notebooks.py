@@ -37,6 +37,7 @@ from .results import hardware_name
 from .train import pick_device
 
 TIME_COLUMNS = ["notebook", "profile", "seconds", "hardware", "date"]
+TEXT_PROFILE_NAMES = ("smoke", "quick", "paper")   # text.config.TEXT_PROFILES (not imported: it needs the attacks)
 
 
 def repo_root() -> Path:
@@ -153,6 +154,10 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for notebook in select_notebooks(root / "notebooks", args.only):
             output = root / "results" / "executed" / notebook.name
+            if notebook.stem.endswith("_text") and args.profile not in TEXT_PROFILE_NAMES:
+                print(f"[run_notebooks] {notebook.name}: skipped (the text track has no profile "
+                      f"{args.profile!r}; it has {list(TEXT_PROFILE_NAMES)})", flush=True)
+                continue
             print(f"[run_notebooks] {notebook.name} (profile {args.profile}) ...", flush=True)
             channel = Path(tmp) / f"{notebook.stem}.progress"     # one per notebook: its kernel inherits it
             try:

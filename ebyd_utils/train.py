@@ -20,7 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .config import TrainConfig
-from .data import augment
+from .data import augment, check_images
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -48,14 +48,29 @@ def autocast(device, enabled: bool = True):
     return contextlib.nullcontext()
 
 
-def as_input(x: torch.Tensor) -> torch.Tensor:
-    """uint8 images -> float [0, 1] in channels_last (the layout the convolutions run fastest in)."""
-    return x.float().div_(255).contiguous(memory_format=torch.channels_last)
+def as_input(x):
+    """The one place a batch meets a model (DESIGN.md, "Modality"): uint8 images become float [0, 1] in
+    channels_last (the layout the convolutions run fastest in); any other batch -- text's `Tokens` -- is what
+    its model takes as it is. The loop, CUL and the modality-free defenses index, count and move batches
+    (`x[idx]`, `len(x)`, `x.device`) and never look inside one."""
+    if isinstance(x, torch.Tensor):
+        return x.float().div_(255).contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def check_inputs(x, what: str = "inputs") -> None:
+    """A clear error unless x is a batch the loop can take: uint8 images (N, 3, H, W), or a non-empty text
+    batch (`ebyd_utils.text.tokens.Tokens`)."""
+    if isinstance(x, torch.Tensor):
+        check_images(x, what)
+    elif not all(hasattr(x, attr) for attr in ("__len__", "__getitem__", "device")) or len(x) == 0:
+        raise ValueError(f"{what} must be uint8 images (N, 3, H, W) or a non-empty Tokens batch "
+                         f"(ebyd_utils.text.tokens.tokens_of); got {type(x).__name__}")
 
 
 def sgd_step(model, optimizer, x, y, *, ascent: bool = False, label_smoothing: float = 0.0,
              grad_clip: float = 0.0, use_bf16: bool = True) -> float:
-    """One optimisation step on a uint8 batch; `ascent=True` maximises the loss (Clean Unlearning).
+    """One optimisation step on a batch (images or tokens, see `as_input`); `ascent=True` maximises the loss (Clean Unlearning).
 
     Gradient clipping, when asked for, happens after backward() (the official CUL code clips before it,
     which does nothing)."""
@@ -126,7 +141,7 @@ def train_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainCo
 # --------------------------------------------------------------------------------------- evaluation
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000, use_bf16: bool = True) -> torch.Tensor:
-    """Predicted labels for uint8 images (model in eval mode for the call, mode restored after)."""
+    """Predicted labels for a batch of inputs, images or tokens (model in eval mode for the call, mode restored after)."""
     was_training = model.training
     model.eval()
     preds = []

@@ -17,6 +17,9 @@ EXPECTED = {   # notebook -> files it must write (CSV under results, figure unde
                            "05_zoo_dependence.csv", "05_roc.png", "05_scores.png"],
     "06_backdoor_removal": ["06_removal.csv", "06_removal_summary.csv", "06_anchors.csv", "06_repair_arrows.png",
                             "06_der.png"],
+    "09_text": ["09_text_models.csv", "09_text_exposure_log.csv", "09_text_detection.csv",
+                "09_text_detection_summary.csv", "09_text_baselines.csv", "09_exposure_curves.png",
+                "09_detection_scores.png", "09_input_defenses.png"],
 }
 
 

@@ -27,8 +27,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config import CULConfig
-from ..data import augment, check_images
-from ..train import accuracy, class_shares, sgd_step
+from ..data import augment
+from ..train import accuracy, check_inputs, class_shares, sgd_step
 
 
 def make_optimizer(params, cfg: CULConfig):
@@ -57,11 +57,14 @@ def clean_unlearn(model, defense_x, defense_y, cfg: CULConfig, num_classes: int,
     Returns (exposed model, log): the log has one row per epoch (epoch 0 = before unlearning) with the
     defense-set accuracy, the predicted-class shares and whatever `monitor(model)` returns; its attrs hold
     `stop_epoch` (None if the defense accuracy never fell to cfg.stop_acc) and `collapsed`.
-    The suspect model itself is left untouched.
+    The suspect model itself is left untouched. Only parameters with requires_grad ascend, so a caller may
+    freeze part of the model first (the text track's layer choices). Inputs are images or tokens.
     """
-    check_images(defense_x, "defense images")
+    check_inputs(defense_x, "defense inputs")
     if probe_x is not None:
-        check_images(probe_x, "probe images")
+        check_inputs(probe_x, "probe inputs")
+    if cfg.augment and not isinstance(defense_x, torch.Tensor):
+        raise ValueError("CUL augment (random crop + flip) applies to images; set cul.augment=False for text")
     if not 0 <= cfg.stop_acc < 1:
         raise ValueError(f"CUL stop_acc must be in [0, 1); got {cfg.stop_acc}")
     exposed = copy.deepcopy(model)

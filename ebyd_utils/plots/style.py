@@ -13,11 +13,15 @@ ATTACK_COLORS = {
     "badnets": "#d55e00", "blend": "#0173b2", "trojan": "#029e73", "sig": "#cc78bc",
     "onepixel": "#ece133", "wanet": "#de8f05", "lc": "#56b4e9", "smooth": "#000000", "iad": "#ca9161",
     "nashville": "#fbafe4", "ssba": "#8c0800", "bpp": "#001c7f", "adap_blend": "#12711c", "adap_patch": "#591e71",
+    # the text attacks (notebook 09): BadNets-word keeps BadNets' vermillion, AddSent Blend's blue
+    "badnets_word": "#d55e00", "addsent": "#0173b2", "synbkd": "#029e73", "stylebkd": "#cc78bc",
+    "bite": "#de8f05", "lwp": "#56b4e9",
 }
 DISPLAY = {"clean": "clean", "badnets": "BadNets", "blend": "Blend", "trojan": "Trojan", "sig": "SIG",
            "onepixel": "One-pixel", "wanet": "WaNet", "lc": "LC", "smooth": "Smooth", "iad": "IAD",
            "nashville": "Nashville", "ssba": "SSBA", "bpp": "BPP", "adap_blend": "Adap-Blend",
-           "adap_patch": "Adap-Patch"}
+           "adap_patch": "Adap-Patch", "badnets_word": "BadNets-word", "addsent": "AddSent", "synbkd": "SynBkd",
+           "stylebkd": "StyleBkd", "bite": "BITE", "lwp": "LWP"}
 ALL_TO_ALL = "-all2all"   # suffix of an all-to-all variant's name (attacks.base.Attack.label)
 _SPARE = sns.color_palette("dark", 10).as_hex()   # attacks not listed above, in a stable order
 

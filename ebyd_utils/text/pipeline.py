@@ -1,0 +1,192 @@
+"""The text track's flow, the image pipeline's twin: data -> attack -> train -> expose -> rows.
+
+Trained models and exposures are cached units (ebyd_utils.units) of kinds "textmodel" and "textcul", keyed by
+every parameter that decides them; the defender side (exposure, detection) sees the suspect model and the
+clean defense / probe rows only, the evaluation side adds the attack's triggered test rows.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from functools import cached_property
+
+import pandas as pd
+import torch
+
+from ..config import as_dict
+from ..expose import clean_unlearn
+from ..pipeline import Suspect
+from ..results import hardware_name
+from ..train import class_shares, pick_device
+from ..units import cached_unit
+from .attacks import make_text_attack
+from .config import TextExposureConfig, TextProfile
+from .data import TextData, load_text
+from .models import build_text_model, select_trainable, tokenizer_name
+from .tokens import Tokens, load_tokenizer, tokens_of
+from .train import evaluate_text, train_text_model
+
+TEXT_MODEL_VERSION = 1
+
+
+@dataclass
+class TextSetup:
+    """A text profile's data, tokenised on the device: what every section reads."""
+    profile: TextProfile
+    data: TextData
+    device: torch.device
+    cache_dir: str
+    data_dir: str | None
+
+    def tokens(self, texts) -> Tokens:
+        return tokens_of(texts, tokenizer_name(self.profile.train.model), self.profile.data.max_length,
+                         self.cache_dir, self._tokenizer, self.device)
+
+    @cached_property
+    def _tokenizer(self):
+        return load_tokenizer(tokenizer_name(self.profile.train.model))
+
+    @cached_property
+    def test(self) -> Tokens:
+        return self.tokens(self.data.test_texts)
+
+    @cached_property
+    def defense(self) -> Tokens:
+        return self.tokens(self.data.defense_texts)
+
+    @cached_property
+    def probe(self) -> Tokens:
+        return self.tokens(self.data.probe_texts)
+
+    def labels(self, labels) -> torch.Tensor:
+        return labels.to(self.device)
+
+
+def setup_text(profile: TextProfile, data_dir=None, device="auto", cache_dir="cache") -> TextSetup:
+    """Load the profile's dataset (hub when data_dir is None, else data_dir/<name>/), split off the defender's
+    rows; tokens are made (and cached) when first read."""
+    d = profile.data
+    data = load_text(d.dataset, data_dir, d.defense_size, d.probe_size, d.train_subset, d.test_subset,
+                     d.split_seed, d.max_words)
+    return TextSetup(profile, data, pick_device(device), str(cache_dir), None if data_dir is None else str(data_dir))
+
+
+def make_attack(setup: TextSetup, name: str, seed: int):
+    """The profile's attack `name` (target, rate; seeded by the model seed). Paraphrase attacks read their
+    released rewrites from the data folder."""
+    params = {"target": setup.profile.target, "rate": setup.profile.rate, "seed": seed,
+              **setup.profile.attack_params.get(name, {})}
+    attack = make_text_attack(name, **params) if name not in ("synbkd", "stylebkd") else \
+        make_text_attack(name, **params, dataset=setup.profile.data.dataset, data_dir=setup.data_dir)
+    return attack
+
+
+def model_params(setup: TextSetup, attack, seed: int) -> dict:
+    p = setup.profile
+    return {"version": TEXT_MODEL_VERSION, "data": setup.data.fingerprint(), "data_config": as_dict(p.data),
+            "train": as_dict(p.train), "attack": attack.params() if attack is not None else None, "seed": seed}
+
+
+def model_from_tensors(setup: TextSetup, tensors: dict):
+    with torch.random.fork_rng(devices=[]):     # the throw-away head draws no numbers from the global stream
+        model = build_text_model(setup.profile.train.model, setup.data.num_classes, pretrained=False)
+    model.load_state_dict(tensors)
+    return model.to(setup.device).eval()
+
+
+def triggered_test(setup: TextSetup, attack):
+    """(tokens, true labels) of the attack's triggered non-target test rows (evaluation side)."""
+    texts, labels, _ = attack.triggered_test(setup.data.test_texts, setup.data.test_labels)
+    return setup.tokens(texts), setup.labels(labels)
+
+
+def evaluate(setup: TextSetup, model, attack=None) -> dict:
+    if attack is None:
+        return evaluate_text(model, setup.test, setup.labels(setup.data.test_labels))
+    tokens, labels = triggered_test(setup, attack)
+    return evaluate_text(model, setup.test, setup.labels(setup.data.test_labels), tokens, labels, attack.target)
+
+
+def train_text_suspect(setup: TextSetup, attack: str | None, seed: int = 0, progress: bool = True) -> Suspect:
+    """Fine-tune (or load from the cache) the profile's model on data poisoned by `attack` (None = clean)."""
+    attack = make_attack(setup, attack, seed) if isinstance(attack, str) else attack
+    name = attack.name if attack is not None else "clean"
+    data = setup.data
+
+    def compute():
+        texts, labels, poisoned = data.train_texts, data.train_labels, torch.empty(0, dtype=torch.long)
+        if attack is not None:
+            texts, labels, poisoned = attack.poison(texts, labels, data.num_classes)
+        start = time.perf_counter()
+        model = build_text_model(setup.profile.train.model, data.num_classes, seed).to(setup.device)
+        model = train_text_model(model, setup.tokens(texts), setup.labels(labels), setup.profile.train, seed,
+                                 progress, desc=f"train {name}")
+        info = {"attack": attack.params() if attack else None, "seed": seed, "n_train": len(labels),
+                "n_poisoned": len(poisoned), "train_seconds": time.perf_counter() - start,
+                **evaluate(setup, model, attack)}
+        return dict(model.state_dict()), info
+
+    unit = cached_unit("textmodel", model_params(setup, attack, seed), compute, setup.cache_dir,
+                       device=setup.device, label=f"{name} seed {seed}")
+    record = {**unit.info, "key": unit.key, "hardware": unit.record["hardware"], "threads": unit.record["threads"],
+              "computed": unit.computed}
+    return Suspect(model_from_tensors(setup, unit.tensors), attack, seed, unit.key, record)
+
+
+def expose_text(setup: TextSetup, suspect: Suspect, exposure: TextExposureConfig, restart: int = 0,
+                monitor: bool = True, progress: bool = True):
+    """Clean Unlearning of a text suspect (defender side) on the parameters `exposure.layers` names; with
+    `monitor`, the evaluation side logs test CA / ASR per epoch on profile.monitor_size rows.
+    Returns (exposed model, log) from a cached unit; the log's attrs as in pipeline.expose."""
+    p = setup.profile
+
+    def compute():
+        watch = None
+        if monitor:
+            n = p.monitor_size
+            small = TextSetup(p, _test_subset(setup.data, n), setup.device, setup.cache_dir, setup.data_dir)
+            watch = lambda m: evaluate(small, m, suspect.attack)  # noqa: E731
+        model = select_trainable(suspect.model, exposure.layers)
+        try:
+            exposed, log = clean_unlearn(model, setup.defense, setup.labels(setup.data.defense_labels),
+                                         stop_rule(setup, exposure), setup.data.num_classes, probe_x=setup.probe, seed=restart,
+                                         monitor=watch, progress=progress)
+        finally:
+            select_trainable(suspect.model, "all")     # the suspect itself stays fully trainable
+        return dict(exposed.state_dict()), {"rows": log.to_dict("records"), "attrs": log.attrs}
+
+    params = {"suspect": suspect.key, "exposure": as_dict(exposure), "restart": restart,
+              "monitor": p.monitor_size if monitor else 0}
+    unit = cached_unit("textcul", params, compute, setup.cache_dir, device=setup.device,
+                       label=f"{exposure.name} on {suspect.label} seed {suspect.seed}")
+    log = pd.DataFrame(unit.info["rows"])
+    log.attrs.update(unit.info["attrs"], seconds=unit.record["seconds"], computed=unit.computed, key=unit.key)
+    return model_from_tensors(setup, unit.tensors), log
+
+
+def stop_rule(setup: TextSetup, exposure: TextExposureConfig):
+    """exposure.cul with stop_acc = the largest class share of the defense rows + exposure.stop_above_chance
+    (defender-side: the defense labels are the defender's own)."""
+    chance = torch.bincount(setup.data.defense_labels, minlength=setup.data.num_classes).max().item()
+    stop = round(chance / len(setup.data.defense_labels) + exposure.stop_above_chance, 4)
+    return dataclasses.replace(exposure.cul, stop_acc=min(stop, 0.99))
+
+
+def _test_subset(data: TextData, n: int) -> TextData:
+    """A seeded random subset of n test rows (the monitor's; never the first n)."""
+    if not n or n >= len(data.test_labels):
+        return data
+    keep = torch.randperm(len(data.test_labels), generator=torch.Generator().manual_seed(0))[:n].sort().values
+    return TextData(**{**data.__dict__, "test_texts": [data.test_texts[i] for i in keep.tolist()],
+                       "test_labels": data.test_labels[keep]})
+
+
+def probe_shares(setup: TextSetup, model) -> torch.Tensor:
+    return class_shares(model, setup.probe, setup.data.num_classes)
+
+
+def context(setup: TextSetup) -> dict:
+    p = setup.profile
+    return {"profile": p.name, "dataset": setup.data.name, "model": p.train.model,
+            "hardware": hardware_name(setup.device)}
