@@ -41,7 +41,7 @@ $(VENV)/.lab-installed: $(VENV)/.installed
 	touch $@
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=20
 
 figures: $(VENV)/.installed
 	$(PY) -m ebyd_utils.run_notebooks --profile $(PROFILE) --device $(DEVICE) --data-dir $(DATA_DIR) $(FANOUT)

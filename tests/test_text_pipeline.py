@@ -47,7 +47,7 @@ def test_a_tiny_bert_learns_a_word_trigger_in_seconds(text_models):
     by_name = {s.label: s for s in suspects}
     assert set(by_name) == {"badnets_word", "addsent", "clean"} and len(references) == 1
     for name in ("badnets_word", "addsent"):
-        assert by_name[name].record["CA"] >= 0.9 and by_name[name].record["ASR"] >= 0.9, by_name[name].record
+        assert by_name[name].record["CA"] >= 0.85 and by_name[name].record["ASR"] >= 0.9, by_name[name].record
         assert by_name[name].record["n_poisoned"] == round(0.1 * by_name[name].record["n_train"])
     assert by_name["clean"].record["CA"] >= 0.9 and "ASR" not in by_name["clean"].record
 
@@ -88,9 +88,15 @@ def test_detection_rows_carry_the_clean_control_and_no_duplicates(text_smoke, te
     assert set(table["exposure"]) == exposures
     assert len(table) == len(suspects) * len(exposures) * 2          # two readings each, "none" rows once
     clean = table[table["attack"] == "clean"]
-    assert not clean["backdoored"].any() and clean["target_excess"].notna().all()
+    assert not clean["backdoored"].any() and clean["target_excess"].isna().all()
+    assert clean[["excess_0", "excess_1"]].notna().all().all()      # the clean control is read on every label
+    bad = table[table["backdoored"]]
+    own = [row[f"excess_{int(row['true_target'])}"] for _, row in bad.iterrows()]
+    assert bad["target_excess"].tolist() == own
+    assert set(bad["true_target"]) == {0, 1}                          # the smoke zoo targets both labels
     rows = summary(table)
     assert set(rows["exposure"]) == exposures and (rows["backdoored"] == 2).all()
+    assert rows["clean_excess_same_labels"].notna().all()
     # the soft reading is a probability vector too: shares on the probe rows sum to one
     shares = class_shares(suspects[0].model, text_smoke.probe, 2)
     assert shares.sum().item() == pytest.approx(1.0)

@@ -9,8 +9,9 @@ from matplotlib.ticker import MaxNLocator
 
 from .style import CLEAN, color_of, display_name, model_order
 
-CURVE_PANELS = (("defense accuracy", "defense_acc"), ("probe share of the target label", "target_share"),
+CURVE_PANELS = (("defense accuracy", "defense_acc"), ("probe share of the target", "target_share"),
                 ("test CA (evaluation)", "CA"), ("ASR (evaluation)", "ASR"))
+LABEL_STYLES = ("--", ":", "-.", (0, (5, 1)))   # a clean model's share of label 0, 1, 2, 3
 
 
 def exposure_curves(logs: pd.DataFrame):
@@ -24,20 +25,30 @@ def exposure_curves(logs: pd.DataFrame):
     for row, exposure in zip(axes, exposures):
         part = logs[logs["exposure"] == exposure]
         for ax, (title, metric) in zip(row, CURVE_PANELS):
-            for (attack, role), g in part.groupby(["attack", "role"], sort=False):
+            for (attack, role, seed), g in part.groupby(["attack", "role", "seed"], sort=False):
+                width, alpha = (1.0, 0.6) if role == "reference" else (1.6, 1.0)
+                if metric == "target_share" and attack == CLEAN:
+                    # a clean model has no target: draw its share of every label some attack targets
+                    for label in sorted(logs["target"].dropna().unique()):
+                        ax.plot(g["epoch"], g[f"share_{int(label)}"], color=color_of(CLEAN), lw=width,
+                                alpha=alpha, ls=LABEL_STYLES[int(label) % len(LABEL_STYLES)])
+                    continue
                 if metric not in g or g[metric].isna().all():
                     continue
-                clean = attack == CLEAN
-                ax.plot(g["epoch"], g[metric], color=color_of(attack), lw=1.0 if role == "reference" else 1.6,
-                        ls="--" if clean else "-", alpha=0.6 if role == "reference" else 1.0)
+                ax.plot(g["epoch"], g[metric], color=color_of(attack), lw=width, alpha=alpha,
+                        ls="--" if attack == CLEAN else "-")
             ax.set(title=f"{exposure}: {title}", xlabel="epoch", ylim=(-0.03, 1.03))
             ax.title.set_fontsize(9)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     names = model_order(logs["attack"])
     handles = [Line2D([], [], color=color_of(n), ls="--" if n == CLEAN else "-", label=display_name(n))
-               for n in names]
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, bbox_to_anchor=(0.5, -0.02))
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+               for n in names if n != CLEAN]
+    handles += [Line2D([], [], color=color_of(CLEAN), ls=LABEL_STYLES[int(t) % len(LABEL_STYLES)],
+                       label=f"clean (thin: references), share of label {int(t)}")
+                for t in sorted(logs["target"].dropna().unique())]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 5), frameon=False,
+               bbox_to_anchor=(0.5, -0.04))
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
 
 

@@ -26,8 +26,8 @@ from .models import tokenizer_name
 
 @dataclass(frozen=True)
 class BaselineConfig:
-    rows: int = 200               # triggered and clean test rows scored per model (seeded subset)
-    strip_copies: int = 10        # STRIP copies a row (OpenBackdoor: 5; 10 is far less noisy, helper-measured)
+    rows: int = 100               # triggered and clean test rows scored per model (seeded subset)
+    strip_copies: int = 8         # STRIP copies a row (OpenBackdoor: 5; more copies, a less noisy score)
     strip_share: float = 0.25     # share of a row's words replaced per copy
     frr: float = 0.05             # clean rows the defender accepts to reject (STRIP)
     onion_clean_quantile: float = 0.95   # ONION removes words more suspicious than this quantile of clean words

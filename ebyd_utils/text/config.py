@@ -64,20 +64,19 @@ class TextProfile:
     exposures: tuple = (TextExposureConfig(),)       # every exposure the notebook compares; the first is the main
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     attacks: tuple = tuple(TEXT_ATTACKS)               # text attacks in the zoo
-    target: int = 1                                    # every attack's target label (1: HiddenKiller's
-                                                       # released SST-2 / OffensEval paraphrases are for it)
-    attack_params: dict = field(default_factory=dict)  # per-attack overrides, e.g. {"synbkd": {"rate": 0.09}}
+    target: int = 0                                    # the attacks' target label (per-attack overrides below)
+    attack_params: dict = field(default_factory=dict)  # per-attack overrides, e.g. {"synbkd": {"target": 1}}
     rate: float = 0.1                                  # share of training rows poisoned
     seeds: tuple = (0,)                                # model seeds of each attack (and of the clean control)
     monitor_size: int = 500                            # test rows the evaluation side logs CA/ASR on during CUL
 
 
-def _exposures(lr_all: float, lr_part: float, epochs: int, batch: int) -> tuple:
+def _exposures(lr_all: float, lr_part: float, epochs: int, batch: int, lr_embeddings: float | None = None) -> tuple:
     cul = lambda lr: CULConfig(optimizer="adam", lr=lr, weight_decay=0.0, epochs=epochs,  # noqa: E731
                                batch_size=batch, stop_acc=0.0, grad_clip=20.0, bn_eval=True, augment=False)
     return (TextExposureConfig("cul-all", "all", cul=cul(lr_all)),
             TextExposureConfig("cul-top2", "top2", cul=cul(lr_part)),
-            TextExposureConfig("cul-embeddings", "embeddings", cul=cul(lr_part)))
+            TextExposureConfig("cul-embeddings", "embeddings", cul=cul(lr_embeddings or lr_part)))
 
 
 TEXT_PROFILES = {
@@ -86,22 +85,30 @@ TEXT_PROFILES = {
         data=TextDataConfig(dataset="synthetic", max_words=20, max_length=24, defense_size=64, probe_size=100),
         train=TextTrainConfig(model="tiny-bert", epochs=4, batch_size=32, lr=2e-3, warmup=0.1),
         exposures=_exposures(1e-3, 3e-3, 6, 32), attacks=("badnets_word", "addsent"),
+        attack_params={"addsent": {"target": 1}},                      # both labels targeted, as at quick
         detection=DetectionConfig(n_reference=1, restarts=1), monitor_size=100),
     "quick": TextProfile(
         name="quick",
-        data=TextDataConfig(dataset="sst2", max_words=40, max_length=64, defense_size=256, probe_size=500,
+        # 6,164 training rows, 1 epoch (193 steps of 32, length-bucketed); 872 test rows; sizes chosen so that
+        # the notebook fits its 30-min CPU budget (README, "Text")
+        data=TextDataConfig(dataset="sst2", max_words=40, max_length=64, defense_size=256, probe_size=300,
                             test_subset=872),
-        train=TextTrainConfig(epochs=2, batch_size=32, lr=5e-5),
-        exposures=_exposures(1e-5, 5e-5, 10, 32),
+        train=TextTrainConfig(epochs=1, batch_size=32, lr=5e-5),
+        # the embeddings alone move slowly: at 5e-5 no model reached the stop in 8 epochs (measured), hence 2e-4
+        exposures=_exposures(1e-5, 5e-5, 8, 32, lr_embeddings=2e-4),
         attacks=("badnets_word", "addsent", "synbkd", "stylebkd", "bite", "lwp"),
-        # SST-2's released SCPN rewrites cover 571 of the 6,164 training rows left after the defender's rows
-        attack_params={"synbkd": {"rate": 0.09}},
-        detection=DetectionConfig(n_reference=2, restarts=1), monitor_size=500),
+        # both targets in the zoo: on SST-2 every model, clean ones included, drifts onto label 1 under CUL
+        # (measured, README "Text"), so a target-1 backdoor alone could not tell exposure from drift. The
+        # insertion attacks take target 0; the paraphrase attacks are tied to target 1 by HiddenKiller's released
+        # rewrites (of non-target rows), which also cover only 571 of the training rows (SynBkd's rate 0.09)
+        attack_params={"synbkd": {"rate": 0.09, "target": 1}, "stylebkd": {"target": 1}},
+        detection=DetectionConfig(n_reference=2, restarts=1), monitor_size=200),
     "paper": TextProfile(
         name="paper",
         data=TextDataConfig(dataset="sst2", max_words=128, max_length=128, defense_size=256, probe_size=1000),
         train=TextTrainConfig(model="bert-base-uncased", epochs=3, batch_size=32, lr=2e-5),
-        exposures=_exposures(1e-5, 5e-5, 20, 32), attack_params={"synbkd": {"rate": 0.09}},
+        exposures=_exposures(1e-5, 5e-5, 20, 32),
+        attack_params={"synbkd": {"rate": 0.09, "target": 1}, "stylebkd": {"target": 1}},
         detection=DetectionConfig(n_reference=3, restarts=1),
         monitor_size=1000),
 }

@@ -74,22 +74,23 @@ def all_detections(setup: TextSetup, exposed: dict) -> pd.DataFrame:
 
 
 def log_table(setup: TextSetup, exposed: dict) -> pd.DataFrame:
-    """Every exposure's per-epoch log in tidy-ish form: exposure, attack, seed, role, epoch, defense_acc,
-    target_share (probe rows sent to the attacks' target label) and the monitor's CA / ASR (evaluation)."""
-    target = setup.profile.target
+    """Every exposure's per-epoch log: exposure, attack, seed, role, target (the attack's; empty for clean
+    models), epoch, defense_acc, share_<c> (probe rows sent to each label), target_share (to the model's own
+    target) and the monitor's CA / ASR (evaluation)."""
+    k = setup.data.num_classes
     frames = []
     for name, (zoo_readings, reference_readings) in exposed.items():
         for role, items in (("suspect", zoo_readings), ("reference", reference_readings)):
             for r in items:
-                log = r["log"]
+                log, s = r["log"], r["suspect"]
+                target = s.attack.target if s.attack is not None else None
                 frame = pd.DataFrame({"epoch": log["epoch"], "defense_acc": log["defense_acc"],
-                                      "target_share": log[f"probe_share_{target}"],
+                                      **{f"share_{c}": log[f"probe_share_{c}"] for c in range(k)},
                                       "CA": log.get("CA"), "ASR": log.get("ASR")})
-                frames.append(frame.assign(exposure=name, attack=r["suspect"].label, seed=r["suspect"].seed,
-                                           role=role, stop_epoch=log.attrs.get("stop_epoch"),
-                                           seconds=log.attrs.get("seconds")))
-    table = pd.concat(frames, ignore_index=True)
-    return table.assign(**context(setup))
+                frame["target_share"] = frame[f"share_{target}"] if target is not None else None
+                frames.append(frame.assign(exposure=name, attack=s.label, seed=s.seed, role=role, target=target,
+                                           stop_epoch=log.attrs.get("stop_epoch"), seconds=log.attrs.get("seconds")))
+    return pd.concat(frames, ignore_index=True).assign(**context(setup))
 
 
 def model_table(setup: TextSetup, suspects, references) -> pd.DataFrame:
@@ -109,43 +110,45 @@ def detection_rows(setup: TextSetup, exposure, zoo_readings, reference_readings)
     """Label detection by both readings, with and without the exposure, for every model of the zoo.
 
     Columns: exposure ("none" or its name), reading, the detected label, its score (excess over the references),
-    flagged; then the truth (evaluation): true_target, backdoored, correct; and the exposure's stop epoch, the
-    exposed model's test CA / ASR (monitor) and the target's share."""
+    flagged, and the excess on every label (excess_<c>: the clean control's drift is read there); then the truth
+    (evaluation): true_target, backdoored, correct, target_excess (the excess on the model's own target); and the
+    exposure's stop epoch and the exposed model's test CA / ASR (monitor)."""
     thr = setup.profile.detection.threshold
     rows = []
     for r in zoo_readings:
         s, log = r["suspect"], r["log"]
         stop = log.attrs.get("stop_epoch")
         at_stop = log.loc[log["epoch"] == stop].iloc[0] if stop is not None else log.iloc[-1]
+        target = s.attack.target if s.attack is not None else None
         for exposure_name, which in ((exposure.name, "exposed"), ("none", "plain")):
             for reading in READINGS:
                 refs = [ref[which][reading] for ref in reference_readings]
                 exposed = bool(log.attrs.get("collapsed")) if which == "exposed" else True
                 det = detect_label(r[which][reading], refs, thr, exposed=exposed)
-                target = s.attack.target if s.attack is not None else None
-                label = setup.profile.target      # the clean control is read on the attacks' label too
                 rows.append({**context(setup), "attack": s.label, "seed": s.seed, "exposure": exposure_name,
                              "reading": reading, "detected_label": det.label, "score": det.score,
-                             "flagged": det.flagged, "verdict": det.verdict,
-                             "target_excess": det.excess[label],
+                             "flagged": det.flagged, "verdict": det.verdict, "threshold": thr,
+                             **{f"excess_{c}": e for c, e in enumerate(det.excess)},
                              "true_target": target, "backdoored": s.attack is not None,
                              "correct": bool(det.flagged and det.label == target),
+                             "target_excess": det.excess[target] if target is not None else None,
                              "stop_epoch": stop if which == "exposed" else None,
                              "CA": at_stop.get("CA") if which == "exposed" else s.record["CA"],
-                             "ASR": (at_stop.get("ASR") if which == "exposed" else s.record.get("ASR")),
-                             "target_share": float(r[which]["share"][setup.profile.target])})
+                             "ASR": (at_stop.get("ASR") if which == "exposed" else s.record.get("ASR"))})
     return pd.DataFrame(rows)
 
 
 def summary(detections: pd.DataFrame) -> pd.DataFrame:
-    """Per (exposure, reading): backdoored models flagged with their target, clean models flagged, and the
-    mean excess on the attacks' target label of backdoored and of clean models (the clean control)."""
+    """Per (exposure, reading): backdoored models flagged with their target, clean models flagged, the mean excess
+    of backdoored models on their own target, and the clean control's mean excess on those same labels (the
+    number the first must beat)."""
     rows = []
     for (exposure, reading), g in detections.groupby(["exposure", "reading"], sort=False):
         bad, clean = g[g["backdoored"]], g[~g["backdoored"]]
+        on_same = [clean[f"excess_{int(t)}"].mean() for t in bad["true_target"]] if len(clean) else []
         rows.append({"exposure": exposure, "reading": reading, "backdoored": len(bad),
                      "detected_with_target": float(bad["correct"].mean()) if len(bad) else None,
                      "clean_flagged": float(clean["flagged"].mean()) if len(clean) else None,
                      "mean_target_excess": float(bad["target_excess"].mean()) if len(bad) else None,
-                     "clean_target_excess": float(clean["target_excess"].mean()) if len(clean) else None})
+                     "clean_excess_same_labels": float(sum(on_same) / len(on_same)) if on_same else None})
     return pd.DataFrame(rows)

@@ -47,17 +47,40 @@ class TextSetup:
     def _tokenizer(self):
         return load_tokenizer(tokenizer_name(self.profile.train.model))
 
-    @cached_property
-    def test(self) -> Tokens:
-        return self.tokens(self.data.test_texts)
+    def by_length(self, texts, labels=None):
+        """(tokens, labels) with the rows sorted by length: for sets read as a whole (accuracy, shares), where
+        order does not matter and a batch of similar rows carries little padding (about 2x faster on SST-2)."""
+        tokens = self.tokens(texts)
+        order = torch.sort(tokens.attention_mask.sum(1).cpu(), stable=True).indices
+        return tokens[order.to(self.device)], None if labels is None else labels[order].to(self.device)
 
     @cached_property
+    def _test(self):
+        return self.by_length(self.data.test_texts, self.data.test_labels)
+
+    @cached_property
+    def _defense(self):
+        return self.by_length(self.data.defense_texts, self.data.defense_labels)
+
+    @property
+    def test(self) -> Tokens:
+        return self._test[0]
+
+    @property
+    def test_labels(self) -> torch.Tensor:
+        return self._test[1]
+
+    @property
     def defense(self) -> Tokens:
-        return self.tokens(self.data.defense_texts)
+        return self._defense[0]
+
+    @property
+    def defense_labels(self) -> torch.Tensor:
+        return self._defense[1]
 
     @cached_property
     def probe(self) -> Tokens:
-        return self.tokens(self.data.probe_texts)
+        return self.by_length(self.data.probe_texts)[0]
 
     def labels(self, labels) -> torch.Tensor:
         return labels.to(self.device)
@@ -98,14 +121,14 @@ def model_from_tensors(setup: TextSetup, tensors: dict):
 def triggered_test(setup: TextSetup, attack):
     """(tokens, true labels) of the attack's triggered non-target test rows (evaluation side)."""
     texts, labels, _ = attack.triggered_test(setup.data.test_texts, setup.data.test_labels)
-    return setup.tokens(texts), setup.labels(labels)
+    return setup.by_length(texts, labels)
 
 
 def evaluate(setup: TextSetup, model, attack=None) -> dict:
     if attack is None:
-        return evaluate_text(model, setup.test, setup.labels(setup.data.test_labels))
+        return evaluate_text(model, setup.test, setup.test_labels)
     tokens, labels = triggered_test(setup, attack)
-    return evaluate_text(model, setup.test, setup.labels(setup.data.test_labels), tokens, labels, attack.target)
+    return evaluate_text(model, setup.test, setup.test_labels, tokens, labels, attack.target)
 
 
 def train_text_suspect(setup: TextSetup, attack: str | None, seed: int = 0, progress: bool = True) -> Suspect:
@@ -149,7 +172,7 @@ def expose_text(setup: TextSetup, suspect: Suspect, exposure: TextExposureConfig
             watch = lambda m: evaluate(small, m, suspect.attack)  # noqa: E731
         model = select_trainable(suspect.model, exposure.layers)
         try:
-            exposed, log = clean_unlearn(model, setup.defense, setup.labels(setup.data.defense_labels),
+            exposed, log = clean_unlearn(model, setup.defense, setup.defense_labels,
                                          stop_rule(setup, exposure), setup.data.num_classes, probe_x=setup.probe, seed=restart,
                                          monitor=watch, progress=progress)
         finally:

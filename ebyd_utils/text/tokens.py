@@ -98,6 +98,8 @@ class Tokens:
     padding columns no kept row needs (BERT pads on the right, so this is exact and saves the attention cost
     of padding to the longest text of the whole set)."""
 
+    max_eval_batch = 256   # train.predict's cap: rows of 64 tokens run 2.4x faster at 256 than at 1000
+
     def __init__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
         if input_ids.shape != attention_mask.shape or input_ids.ndim != 2:
             raise ValueError(f"input_ids and attention_mask must both be (N, L); got {tuple(input_ids.shape)} "
