@@ -150,24 +150,19 @@ class NeuronMask(nn.Module):
         self.perturbed = False
 
 
-class _ScaleWeight(nn.Module):
-    def __init__(self, neuron: NeuronMask):
+class _Scaled(nn.Module):
+    """The parametrization of one BatchNorm2d tensor by its NeuronMask: the weight is scaled by m (by m + delta
+    while perturbed), the bias by 1 + xi while perturbed (ANP's two perturbations)."""
+
+    def __init__(self, neuron: NeuronMask, tensor: str):
         super().__init__()
-        self.neuron = neuron
+        self.neuron, self.tensor = neuron, tensor
 
-    def forward(self, weight):
+    def forward(self, value):
         n = self.neuron
-        return weight * (n.mask + n.noise if n.perturbed else n.mask)
-
-
-class _ScaleBias(nn.Module):
-    def __init__(self, neuron: NeuronMask):
-        super().__init__()
-        self.neuron = neuron
-
-    def forward(self, bias):
-        n = self.neuron
-        return bias * (1 + n.noise_bias) if n.perturbed else bias
+        if self.tensor == "weight":
+            return value * (n.mask + n.noise if n.perturbed else n.mask)
+        return value * (1 + n.noise_bias) if n.perturbed else value
 
 
 def attach_masks(work: nn.Module) -> dict:
@@ -178,8 +173,8 @@ def attach_masks(work: nn.Module) -> dict:
     masks = {}
     for name, bn in layers.items():
         neuron = NeuronMask(bn.num_features, bn.weight.device)
-        parametrize.register_parametrization(bn, "weight", _ScaleWeight(neuron))
-        parametrize.register_parametrization(bn, "bias", _ScaleBias(neuron))
+        parametrize.register_parametrization(bn, "weight", _Scaled(neuron, "weight"))
+        parametrize.register_parametrization(bn, "bias", _Scaled(neuron, "bias"))
         masks[name] = neuron
     return masks
 

@@ -62,21 +62,11 @@ class TextSetup:
     def _defense(self):
         return self.by_length(self.data.defense_texts, self.data.defense_labels)
 
-    @property
-    def test(self) -> Tokens:
-        return self._test[0]
-
-    @property
-    def test_labels(self) -> torch.Tensor:
-        return self._test[1]
-
-    @property
-    def defense(self) -> Tokens:
-        return self._defense[0]
-
-    @property
-    def defense_labels(self) -> torch.Tensor:
-        return self._defense[1]
+    # the clean test rows and the defender's labelled defense rows, sorted by length, with their labels
+    test = property(lambda self: self._test[0])
+    test_labels = property(lambda self: self._test[1])
+    defense = property(lambda self: self._defense[0])
+    defense_labels = property(lambda self: self._defense[1])
 
     @cached_property
     def probe(self) -> Tokens:
