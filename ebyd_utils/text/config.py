@@ -6,7 +6,6 @@ its unit; override by keyword: ``get_text_profile("quick", train=dict(epochs=3))
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 from ..config import CULConfig, DetectionConfig, override
@@ -141,10 +140,6 @@ def check_text_profile(p: TextProfile) -> None:
     if not 0 < p.rate < 1 or p.detection.n_reference < 0 or not p.seeds:
         raise ValueError(f"rate must be in (0, 1), detection.n_reference >= 0 and seeds non-empty; got {p.rate}, "
                          f"{p.detection.n_reference}, {p.seeds}")
-
-
-def text_profile_dict(p: TextProfile) -> dict:
-    return dataclasses.asdict(p)
 
 
 def text_data_source(profile: TextProfile, text_data_dir="auto", data_dir="data"):

@@ -18,7 +18,7 @@ from ..config import as_dict
 from ..expose import clean_unlearn
 from ..pipeline import Suspect
 from ..results import hardware_name
-from ..train import class_shares, pick_device
+from ..train import pick_device
 from ..units import cached_unit
 from .attacks import make_text_attack
 from .config import TextExposureConfig, TextProfile
@@ -193,10 +193,6 @@ def _test_subset(data: TextData, n: int) -> TextData:
     keep = torch.randperm(len(data.test_labels), generator=torch.Generator().manual_seed(0))[:n].sort().values
     return TextData(**{**data.__dict__, "test_texts": [data.test_texts[i] for i in keep.tolist()],
                        "test_labels": data.test_labels[keep]})
-
-
-def probe_shares(setup: TextSetup, model) -> torch.Tensor:
-    return class_shares(model, setup.probe, setup.data.num_classes)
 
 
 def context(setup: TextSetup) -> dict:
