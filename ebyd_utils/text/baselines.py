@@ -93,8 +93,7 @@ def baseline_table(setup: TextSetup, suspects, exposed_models: dict, exposure_na
 
     scorer = NgramScorer.fit(setup.data.defense_texts)
     threshold = onion_threshold(scorer, seeded_rows(setup.data.probe_texts, cfg.rows), cfg.onion_clean_quantile)
-    keep = sorted(random.Random("baseline-rows|0").sample(range(len(setup.data.test_texts)),
-                                                           min(cfg.rows, len(setup.data.test_texts))))   # = seeded_rows
+    keep = seeded_rows(range(len(setup.data.test_texts)), cfg.rows)     # the same draw, as row indices
     clean = [setup.data.test_texts[i] for i in keep]
     clean_labels = setup.data.test_labels[keep]
     rows = []
