@@ -47,3 +47,24 @@ def references(smoke, smoke_data, cache_dir):
 @pytest.fixture
 def images():
     return torch.randint(0, 256, (20, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+
+
+# ------------------------------------------------------------------ text: the smoke text zoo, trained once
+@pytest.fixture(scope="session")
+def text_smoke(tmp_path_factory):
+    pytest.importorskip("transformers")
+    from ebyd_utils.text.config import get_text_profile
+    from ebyd_utils.text.pipeline import setup_text
+    return setup_text(get_text_profile("smoke"), None, "cpu", tmp_path_factory.mktemp("text-cache"))
+
+
+@pytest.fixture(scope="session")
+def text_models(text_smoke):
+    from ebyd_utils.text.exposure import text_zoo
+    return text_zoo(text_smoke, progress=False)
+
+
+@pytest.fixture(scope="session")
+def text_exposed(text_smoke, text_models):
+    from ebyd_utils.text.exposure import expose_zoo
+    return expose_zoo(text_smoke, *text_models, progress=False)

@@ -18,8 +18,10 @@ EXPECTED = {   # notebook -> files it must write (CSV under results, figure unde
     "06_backdoor_removal": ["06_removal.csv", "06_removal_summary.csv", "06_anchors.csv", "06_repair_arrows.png",
                             "06_der.png"],
     "09_text": ["09_text_models.csv", "09_text_exposure_log.csv", "09_text_detection.csv",
-                "09_text_detection_summary.csv", "09_text_baselines.csv", "09_exposure_curves.png",
-                "09_detection_scores.png", "09_input_defenses.png"],
+                "09_text_detection_summary.csv", "09_text_baselines.csv", "09_text_token_scan.csv",
+                "09_text_token_flags.csv", "09_text_model_detection.csv", "09_text_removal.csv",
+                "09_text_removal_summary.csv", "09_exposure_curves.png", "09_detection_scores.png",
+                "09_token_scan.png", "09_removal.png", "09_input_defenses.png"],
 }
 
 
@@ -60,3 +62,12 @@ def test_bad_parameter_fails_with_a_clear_error(out_dirs, tmp_path):
     with pytest.raises(pm.PapermillExecutionError, match="unknown profile"):
         pm.execute_notebook(str(NOTEBOOKS[0]), str(tmp_path / "bad.ipynb"), kernel_name="python3",
                             cwd=str(NOTEBOOKS[0].parent), parameters={"PROFILE": "fastest"}, progress_bar=False)
+
+
+def test_the_text_notebook_refuses_an_unknown_dataset(tmp_path):
+    import papermill as pm
+
+    text = next(nb for nb in NOTEBOOKS if nb.stem == "09_text")
+    with pytest.raises(pm.PapermillExecutionError, match="unknown text dataset"):
+        pm.execute_notebook(str(text), str(tmp_path / "bad.ipynb"), kernel_name="python3", cwd=str(text.parent),
+                            parameters={"PROFILE": "smoke", "DATASET": "sst-2"}, progress_bar=False)

@@ -10,21 +10,10 @@ from ebyd_utils.train import as_input, check_inputs, class_shares
 pytest.importorskip("transformers")
 
 from ebyd_utils.text.config import get_text_profile, text_data_source  # noqa: E402
-from ebyd_utils.text.exposure import all_detections, expose_zoo, summary, text_zoo  # noqa: E402
+from ebyd_utils.text.exposure import all_detections, summary  # noqa: E402
 from ebyd_utils.text.models import build_text_model, select_trainable  # noqa: E402
-from ebyd_utils.text.pipeline import expose_text, setup_text, stop_rule, train_text_suspect  # noqa: E402
+from ebyd_utils.text.pipeline import expose_text, stop_rule, train_text_suspect  # noqa: E402
 from ebyd_utils.text.tokens import Tokens  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def text_smoke(tmp_path_factory):
-    profile = get_text_profile("smoke")
-    return setup_text(profile, None, "cpu", tmp_path_factory.mktemp("text-cache"))
-
-
-@pytest.fixture(scope="module")
-def text_models(text_smoke):
-    return text_zoo(text_smoke, progress=False)
 
 
 def test_tokens_index_like_a_batch_and_drop_unneeded_padding():
@@ -42,10 +31,11 @@ def test_tokens_index_like_a_batch_and_drop_unneeded_padding():
         Tokens(ids, ids[:, :3])
 
 
-def test_a_tiny_bert_learns_a_word_trigger_in_seconds(text_models):
+def test_a_tiny_bert_learns_a_word_trigger_in_seconds(text_smoke, text_models):
     suspects, references = text_models
     by_name = {s.label: s for s in suspects}
     assert set(by_name) == {"badnets_word", "addsent", "clean"} and len(references) == 1
+    assert [s.seed for s in suspects if s.attack is None] == list(text_smoke.profile.clean_seeds)
     for name in ("badnets_word", "addsent"):
         assert by_name[name].record["CA"] >= 0.85 and by_name[name].record["ASR"] >= 0.9, by_name[name].record
         assert by_name[name].record["n_poisoned"] == round(0.1 * by_name[name].record["n_train"])
@@ -80,10 +70,9 @@ def test_stop_rule_is_chance_plus_the_margin(text_smoke):
     assert stop_rule(text_smoke, exposure).stop_acc == pytest.approx(chance + exposure.stop_above_chance, abs=1e-4)
 
 
-def test_detection_rows_carry_the_clean_control_and_no_duplicates(text_smoke, text_models):
+def test_detection_rows_carry_the_clean_control_and_no_duplicates(text_smoke, text_models, text_exposed):
     suspects, references = text_models
-    exposed = expose_zoo(text_smoke, suspects, references, progress=False)
-    table = all_detections(text_smoke, exposed)
+    table = all_detections(text_smoke, text_exposed)
     exposures = {e.name for e in text_smoke.profile.exposures} | {"none"}
     assert set(table["exposure"]) == exposures
     assert len(table) == len(suspects) * len(exposures) * 2          # two readings each, "none" rows once
@@ -96,6 +85,7 @@ def test_detection_rows_carry_the_clean_control_and_no_duplicates(text_smoke, te
     assert set(bad["true_target"]) == {0, 1}                          # the smoke zoo targets both labels
     rows = summary(table)
     assert set(rows["exposure"]) == exposures and (rows["backdoored"] == 2).all()
+    assert len(clean) == len(text_smoke.profile.clean_seeds) * len(exposures) * 2
     assert rows["clean_excess_same_labels"].notna().all()
     # the soft reading is a probability vector too: shares on the probe rows sum to one
     shares = class_shares(suspects[0].model, text_smoke.probe, 2)

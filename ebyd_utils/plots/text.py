@@ -97,3 +97,52 @@ def input_defense_bars(table: pd.DataFrame):
         ax.legend(fontsize=8, frameon=False)
     fig.tight_layout()
     return fig
+
+
+def token_scan_scores(flags: pd.DataFrame):
+    """The token scan's score (best flip rate of a candidate token set) per exposure, one dot per model; each
+    exposure's threshold (the clean references' best + margin) as a short dashed line over its column."""
+    exposures = list(dict.fromkeys(flags["exposure"]))
+    order = model_order(flags["attack"])
+    fig, ax = plt.subplots(figsize=(1.3 + 1.25 * len(exposures), 3.6))
+    width = 0.8 / max(len(order), 1)
+    for i, exposure in enumerate(exposures):
+        part = flags[flags["exposure"] == exposure]
+        for j, attack in enumerate(order):
+            g = part[part["attack"] == attack]
+            ax.scatter([i - 0.4 + (j + 0.5) * width] * len(g), g["score"], color=color_of(attack), marker="o",
+                       edgecolor="black", linewidth=0.5, s=40, zorder=3)
+        ax.hlines(part["threshold"].iloc[0], i - 0.45, i + 0.45, color="black", ls="--", lw=1)
+    ax.set_xticks(range(len(exposures)), [f"scan on {e}" if e != "none" else "scan on suspect" for e in exposures],
+                  rotation=20, ha="right")
+    ax.set(ylabel="best flip rate of a candidate token", ylim=(-0.03, 1.03), title="token scan")
+    handles = [Line2D([], [], ls="", marker="o", color=color_of(n), label=display_name(n)) for n in order]
+    ax.legend(handles=handles, fontsize=7, frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def text_removal_bars(table: pd.DataFrame):
+    """ASR and CA after each removal variant (method, and where its decision was read), per model; the
+    undefended model's value as a black tick."""
+    variants = list(dict.fromkeys(zip(table["method"], table["exposure"])))
+    order = model_order(table["attack"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    width = 0.8 / max(len(variants), 1)
+    for ax, (metric, title) in zip(axes, (("ASR", "ASR after removal"), ("CA", "CA after removal"))):
+        names = [a for a in order if a != CLEAN] if metric == "ASR" else order
+        for k, (method, exposure) in enumerate(variants):
+            part = table[(table["method"] == method) & (table["exposure"] == exposure)]
+            values = [part[part["attack"] == a][metric].mean() for a in names]
+            label = method if exposure == "none" and method == "FT" else f"{method} ({exposure})"
+            ax.bar([i - 0.4 + (k + 0.5) * width for i in range(len(names))], values, width, label=label,
+                   color=plt.cm.viridis(k / max(len(variants) - 1, 1)), edgecolor="black", linewidth=0.4)
+        before = [table[table["attack"] == a][f"{metric}_before"].mean() for a in names]
+        ax.scatter(range(len(names)), before, marker="_", s=400, color="black", zorder=4, label="before")
+        ax.set_xticks(range(len(names)), [display_name(a) for a in names], rotation=30, ha="right")
+        ax.set(title=title, ylim=(0, 1.02) if metric == "ASR" else (0.4, 1.0), ylabel=metric)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, -0.02))
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig

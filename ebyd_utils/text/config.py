@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from ..config import CULConfig, DetectionConfig, override
 from .attacks import TEXT_ATTACKS
 from .data import TEXT_DATASETS
+from .defenses.token_scan import TokenScanConfig, check_scan_config
+
+REFERENCE_SEED = 1000   # clean reference models are seeds 1000, 1001, ... (never a zoo seed)
 from .models import LAYER_CHOICES
 
 
@@ -56,6 +59,15 @@ class TextExposureConfig:
 
 
 @dataclass(frozen=True)
+class TextRemovalConfig:
+    """Removal on text (text/defend.py): FT, the plain baseline, fine-tunes every weight on the defender's
+    labelled defense rows with the training recipe at these settings; the token reset needs no settings of
+    its own (the token scan decides which rows to reset)."""
+    ft_epochs: int = 3              # passes over the defense rows (256 rows: 24 steps of 32 at quick)
+    ft_lr: float = 2e-5             # peak AdamW learning rate (the paper's BERT fine-tuning rate)
+
+
+@dataclass(frozen=True)
 class TextProfile:
     name: str = "quick"
     data: TextDataConfig = field(default_factory=TextDataConfig)
@@ -66,16 +78,22 @@ class TextProfile:
     target: int = 0                                    # the attacks' target label (per-attack overrides below)
     attack_params: dict = field(default_factory=dict)  # per-attack overrides, e.g. {"synbkd": {"target": 1}}
     rate: float = 0.1                                  # share of training rows poisoned
-    seeds: tuple = (0,)                                # model seeds of each attack (and of the clean control)
+    seeds: tuple = (0,)                                # model seeds of each attack
+    clean_seeds: tuple = (0,)                          # seeds of the clean controls (model detection's negatives)
+    scan: TokenScanConfig = field(default_factory=TokenScanConfig)   # the token scan (defenses/token_scan.py)
+    removal: TextRemovalConfig = field(default_factory=TextRemovalConfig)
     monitor_size: int = 500                            # test rows the evaluation side logs CA/ASR on during CUL
 
 
-def _exposures(lr_all: float, lr_part: float, epochs: int, batch: int, lr_embeddings: float | None = None) -> tuple:
+def _exposures(lr_all: float, lr_embeddings: float, epochs: int, batch: int, lr_top2: float | None = None) -> tuple:
+    """CUL on all weights (the paper's) and on the embeddings only (BTU's layer); with lr_top2, also on the last
+    two layers and head (measured at quick on SST-2 in an earlier run, README "Text": no better than the other
+    two, so quick no longer runs it)."""
     cul = lambda lr: CULConfig(optimizer="adam", lr=lr, weight_decay=0.0, epochs=epochs,  # noqa: E731
                                batch_size=batch, stop_acc=0.0, grad_clip=20.0, bn_eval=True, augment=False)
-    return (TextExposureConfig("cul-all", "all", cul=cul(lr_all)),
-            TextExposureConfig("cul-top2", "top2", cul=cul(lr_part)),
-            TextExposureConfig("cul-embeddings", "embeddings", cul=cul(lr_embeddings or lr_part)))
+    top2 = (TextExposureConfig("cul-top2", "top2", cul=cul(lr_top2)),) if lr_top2 else ()
+    return (TextExposureConfig("cul-all", "all", cul=cul(lr_all)), *top2,
+            TextExposureConfig("cul-embeddings", "embeddings", cul=cul(lr_embeddings)))
 
 
 TEXT_PROFILES = {
@@ -83,7 +101,8 @@ TEXT_PROFILES = {
         name="smoke",
         data=TextDataConfig(dataset="synthetic", max_words=20, max_length=24, defense_size=64, probe_size=100),
         train=TextTrainConfig(model="tiny-bert", epochs=4, batch_size=32, lr=2e-3, warmup=0.1),
-        exposures=_exposures(1e-3, 3e-3, 6, 32), attacks=("badnets_word", "addsent"),
+        exposures=_exposures(1e-3, 3e-3, 6, 32), attacks=("badnets_word", "addsent"), clean_seeds=(0, 1),
+        scan=TokenScanConfig(candidates=8, pair_candidates=3, rows=48, min_rows=8),
         attack_params={"addsent": {"target": 1}},                      # both labels targeted, as at quick
         detection=DetectionConfig(n_reference=1, restarts=1), monitor_size=100),
     "quick": TextProfile(
@@ -94,7 +113,10 @@ TEXT_PROFILES = {
                             test_subset=872),
         train=TextTrainConfig(epochs=1, batch_size=32, lr=5e-5),
         # the embeddings alone move slowly: at 5e-5 no model reached the stop in 8 epochs (measured), hence 2e-4
-        exposures=_exposures(1e-5, 5e-5, 8, 32, lr_embeddings=2e-4),
+        exposures=_exposures(1e-5, 2e-4, 8, 32),
+        clean_seeds=(0, 1, 2),   # three clean controls: the negatives of model detection's ROC
+        # 12 single tokens + 10 pairs of the top 5, on 64 probe rows: ~6 s a scan (measured)
+        scan=TokenScanConfig(candidates=12, pair_candidates=5, rows=64, min_rows=16),
         attacks=("badnets_word", "addsent", "synbkd", "stylebkd", "bite", "lwp"),
         # both targets in the zoo: on SST-2 every model, clean ones included, drifts onto label 1 under CUL
         # (measured, README "Text"), so a target-1 backdoor alone could not tell exposure from drift. The
@@ -106,7 +128,7 @@ TEXT_PROFILES = {
         name="paper",
         data=TextDataConfig(dataset="sst2", max_words=128, max_length=128, defense_size=256, probe_size=1000),
         train=TextTrainConfig(model="bert-base-uncased", epochs=3, batch_size=32, lr=2e-5),
-        exposures=_exposures(1e-5, 5e-5, 20, 32),
+        exposures=_exposures(1e-5, 2e-4, 20, 32, lr_top2=5e-5), clean_seeds=(0, 1, 2, 3, 4),
         attack_params={"synbkd": {"rate": 0.09, "target": 1}, "stylebkd": {"target": 1}},
         detection=DetectionConfig(n_reference=3, restarts=1),
         monitor_size=1000),
@@ -137,9 +159,15 @@ def check_text_profile(p: TextProfile) -> None:
             raise ValueError(f"exposure {e.name}: cul.augment applies to images; set it False for text")
     if not p.exposures:
         raise ValueError("a text profile needs at least one exposure")
-    if not 0 < p.rate < 1 or p.detection.n_reference < 0 or not p.seeds:
-        raise ValueError(f"rate must be in (0, 1), detection.n_reference >= 0 and seeds non-empty; got {p.rate}, "
-                         f"{p.detection.n_reference}, {p.seeds}")
+    if not 0 < p.rate < 1 or p.detection.n_reference < 0 or not p.seeds or not p.clean_seeds:
+        raise ValueError(f"rate must be in (0, 1), detection.n_reference >= 0, seeds and clean_seeds non-empty; "
+                         f"got {p.rate}, {p.detection.n_reference}, {p.seeds}, {p.clean_seeds}")
+    if any(s >= REFERENCE_SEED for s in (*p.seeds, *p.clean_seeds)):
+        raise ValueError(f"model seeds must be < {REFERENCE_SEED} (the clean references' seeds start there)")
+    check_scan_config(p.scan)
+    if p.removal.ft_epochs < 1 or p.removal.ft_lr <= 0:
+        raise ValueError(f"removal.ft_epochs must be >= 1 and ft_lr > 0; got {p.removal.ft_epochs}, "
+                         f"{p.removal.ft_lr}")
 
 
 def text_data_source(profile: TextProfile, text_data_dir="auto", data_dir="data"):

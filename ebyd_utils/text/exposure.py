@@ -15,18 +15,18 @@ import torch
 
 from ..defenses import detect_label
 from ..train import as_input, autocast, class_shares
+from .config import REFERENCE_SEED
 from .pipeline import TextSetup, context, expose_text, train_text_suspect
 
-REFERENCE_SEED = 1000          # clean reference models are seeds 1000, 1001, ... (never a zoo seed)
 READINGS = ("share", "soft")   # argmax class shares; mean class probabilities
 
 
 def text_zoo(setup: TextSetup, progress: bool = True) -> tuple[list, list]:
-    """(suspects, references): every attack of the profile at every seed plus a clean control per seed, and the
-    defender's clean references."""
+    """(suspects, references): every attack of the profile at every seed, a clean control per clean seed, and
+    the defender's clean references."""
     p = setup.profile
-    suspects = [train_text_suspect(setup, attack, seed, progress) for seed in p.seeds
-                for attack in (*p.attacks, None)]
+    suspects = [train_text_suspect(setup, attack, seed, progress) for seed in p.seeds for attack in p.attacks]
+    suspects += [train_text_suspect(setup, None, seed, progress) for seed in p.clean_seeds]
     references = [train_text_suspect(setup, None, REFERENCE_SEED + i, progress)
                   for i in range(p.detection.n_reference)]
     return suspects, references
@@ -50,20 +50,23 @@ def readings(setup: TextSetup, model) -> dict:
     return {"share": class_shares(model, setup.probe, k), "soft": soft_shares(model, setup.probe, k)}
 
 
-def exposed_readings(setup: TextSetup, suspects, exposure, progress: bool = True) -> list[dict]:
-    """For each model: the exposure's log and both readings of the exposed model (and of the model itself)."""
+def exposed_readings(setup: TextSetup, suspects, exposure, progress: bool = True, plain: dict | None = None) -> list:
+    """For each model: the exposure's log and both readings of the exposed model (and of the model itself;
+    `plain` maps a model key to those readings when they were read already)."""
     out = []
     for s in suspects:
         exposed, log = expose_text(setup, s, exposure, monitor=True, progress=progress)
-        out.append({"suspect": s, "log": log, "model": exposed, "exposed": readings(setup, exposed),
-                    "plain": readings(setup, s.model)})
+        own = plain[s.key] if plain and s.key in plain else readings(setup, s.model)
+        out.append({"suspect": s, "log": log, "model": exposed, "exposed": readings(setup, exposed), "plain": own})
     return out
 
 
 def expose_zoo(setup: TextSetup, suspects, references, progress: bool = True) -> dict:
-    """Every exposure of the profile on every model: {exposure name: (zoo readings, reference readings)}."""
-    return {e.name: (exposed_readings(setup, suspects, e, progress), exposed_readings(setup, references, e, progress))
-            for e in setup.profile.exposures}
+    """Every exposure of the profile on every model: {exposure name: (zoo readings, reference readings)}; each
+    model itself is read once, whatever the number of exposures."""
+    plain = {s.key: readings(setup, s.model) for s in (*suspects, *references)}
+    return {e.name: (exposed_readings(setup, suspects, e, progress, plain),
+                     exposed_readings(setup, references, e, progress, plain)) for e in setup.profile.exposures}
 
 
 def all_detections(setup: TextSetup, exposed: dict) -> pd.DataFrame:

@@ -8,7 +8,9 @@ Models by name:
 - ``tiny-bert``: a 2-layer, 64-wide BERT initialised at random with MiniLM's vocabulary, for tests and
   ``smoke`` only (it learns a word trigger from a few hundred generated texts in seconds; it is no language
   model, so nothing about real text is read off it).
-The classification head is initialised from the model seed (torch.manual_seed before construction).
+The classification head is initialised from the model seed (torch.manual_seed before construction). tiny-bert's
+encoder is drawn from one fixed seed (TINY_BERT_INIT_SEED), so every tiny-bert starts from the same "checkpoint",
+as every MiniLM starts from the published one (the token scan compares a suspect with its checkpoint).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from .tokens import MINILM, model_source
 TINY_BERT = "tiny-bert"
 TINY_BERT_SHAPE = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
                        max_position_embeddings=512)
+TINY_BERT_INIT_SEED = 12345     # tiny-bert's stand-in for a published checkpoint: one fixed random encoder
 
 
 class TextClassifier(nn.Module):
@@ -66,13 +69,29 @@ def build_text_model(model: str, num_classes: int, seed: int | None = None, pret
         raise ValueError(f"num_classes must be an int >= 2; got {num_classes!r}")
     tf = _transformers()
     config = model_config(model, num_classes)
+    if model == TINY_BERT:
+        torch.manual_seed(TINY_BERT_INIT_SEED)
+        net = tf.AutoModelForSequenceClassification.from_config(config)
+        if seed is not None:                     # the head from the model seed, as from_pretrained draws it
+            torch.manual_seed(seed)
+            torch.nn.init.normal_(net.classifier.weight, std=config.initializer_range)
+            torch.nn.init.zeros_(net.classifier.bias)
+        return TextClassifier(net)
     if seed is not None:
         torch.manual_seed(seed)
-    if pretrained and model != TINY_BERT:
+    if pretrained:
         net = tf.AutoModelForSequenceClassification.from_pretrained(model_source(model), config=config)
     else:
         net = tf.AutoModelForSequenceClassification.from_config(config)
     return TextClassifier(net)
+
+
+def checkpoint_embeddings(model: str) -> torch.Tensor:
+    """The word-embedding matrix of the public checkpoint a `model` is fine-tuned from (the token scan's
+    reference; for tiny-bert its fixed random initialisation)."""
+    with torch.random.fork_rng(devices=[]):      # draws nothing from the caller's stream
+        net = build_text_model(model, 2, seed=0).net
+    return net.get_input_embeddings().weight.detach().float().clone()
 
 
 # Which parameters ascend during a text exposure (the rest are frozen). Names follow BERT's module names.

@@ -23,7 +23,7 @@ from ..units import cached_unit
 from .attacks import make_text_attack
 from .config import TextExposureConfig, TextProfile
 from .data import TextData, load_text
-from .models import build_text_model, select_trainable, tokenizer_name
+from .models import TINY_BERT, TINY_BERT_INIT_SEED, build_text_model, select_trainable, tokenizer_name
 from .tokens import Tokens, load_tokenizer, tokens_of
 from .train import evaluate_text, train_text_model
 
@@ -97,8 +97,11 @@ def make_attack(setup: TextSetup, name: str, seed: int):
 
 def model_params(setup: TextSetup, attack, seed: int) -> dict:
     p = setup.profile
-    return {"version": TEXT_MODEL_VERSION, "data": setup.data.fingerprint(), "data_config": as_dict(p.data),
-            "train": as_dict(p.train), "attack": attack.params() if attack is not None else None, "seed": seed}
+    params = {"version": TEXT_MODEL_VERSION, "data": setup.data.fingerprint(), "data_config": as_dict(p.data),
+              "train": as_dict(p.train), "attack": attack.params() if attack is not None else None, "seed": seed}
+    if p.train.model == TINY_BERT:       # its encoder's fixed initialisation is part of what the model is
+        params["init_seed"] = TINY_BERT_INIT_SEED
+    return params
 
 
 def model_from_tensors(setup: TextSetup, tensors: dict):
@@ -144,7 +147,17 @@ def train_text_suspect(setup: TextSetup, attack: str | None, seed: int = 0, prog
                        device=setup.device, label=f"{name} seed {seed}")
     record = {**unit.info, "key": unit.key, "hardware": unit.record["hardware"], "threads": unit.record["threads"],
               "computed": unit.computed}
+    if attack is not None and not unit.computed:
+        restore_attack(attack, unit.info["attack"])
     return Suspect(model_from_tensors(setup, unit.tensors), attack, seed, unit.key, record)
+
+
+def restore_attack(attack, recorded: dict) -> None:
+    """Set what poison() chose (e.g. BITE's trigger words) on an attack whose model came from the cache, so its
+    triggered test rows are the ones the model was trained against."""
+    for name, value in recorded.items():
+        if name != "name" and hasattr(attack, name) and getattr(attack, name) is None and value is not None:
+            setattr(attack, name, tuple(value) if isinstance(value, list) else value)
 
 
 def expose_text(setup: TextSetup, suspect: Suspect, exposure: TextExposureConfig, restart: int = 0,

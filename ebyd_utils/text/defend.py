@@ -1,0 +1,161 @@
+"""The text track's defenses after label detection (EBYD Sec. 4.2-4.4 on text): trigger (token) recovery, model
+detection and removal, each with and without exposure, the clean controls beside every number.
+
+- **Token scan** (`defenses/token_scan.py`): the tokens whose embeddings moved most from the public checkpoint
+  are inserted into clean probe rows, on the suspect ("none") and on each exposed copy (the exposure's name);
+  a token set is flagged above the clean references' best flip rate, read the same way, plus a margin.
+- **Model detection**: one score per model and detector over the clean controls and the backdoored models,
+  judged by ROC AUC (`detection_metrics`): the exposure score of label detection (text/exposure.py, argmax-share
+  reading; "none" = the model as it is) and the token scan's best flip rate.
+- **Removal**: FT (the plain baseline: every weight fine-tuned on the defense rows) and the token reset (the
+  flagged tokens' embeddings set to [PAD], as BTU unlearns them), the reset decided on the suspect or on an
+  exposed copy; CA, ASR and DER (removal.der) before and after, on the evaluation side.
+Scans and FT repairs are cached units (kinds "textscan", "textrepair"), keyed by the models they read.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from ..config import as_dict
+from ..detection_metrics import metrics_table
+from ..removal import der
+from ..units import cached_unit
+from .config import TextTrainConfig
+from .defenses.token_scan import reset_tokens, scan
+from .models import checkpoint_embeddings
+from .pipeline import TextSetup, context, evaluate, model_from_tensors
+from .train import train_text_model
+
+NO_EXPOSURE = "none"
+
+
+def _exposed_by_key(exposed: dict) -> dict:
+    """{exposure name: {model key: exposed model}} over the zoo's and the references' exposed models."""
+    return {name: {r["suspect"].key: r["model"] for r in (*zoo, *refs)} for name, (zoo, refs) in exposed.items()}
+
+
+def scan_table(setup: TextSetup, suspects, references, exposed: dict) -> pd.DataFrame:
+    """The token scan of every model (zoo and references), on the model itself and on each exposed copy.
+    Columns: attack, seed, role, exposure, tokens (ids, space-separated), words, drift, flip_label, flip_rate."""
+    reference = checkpoint_embeddings(setup.profile.train.model)
+    decode = _word_decoder(setup)
+    copies = _exposed_by_key(exposed)
+    frames = []
+    for role, models in (("suspect", suspects), ("reference", references)):
+        for s in models:
+            for name in (NO_EXPOSURE, *copies):
+                model = s.model if name == NO_EXPOSURE else copies[name][s.key]
+                table = _cached_scan(setup, s, model, name, reference, exposed)
+                frames.append(table.assign(attack=s.label, seed=s.seed, role=role, exposure=name,
+                                           words=[decode(t) for t in table["tokens"]]))
+    return pd.concat(frames, ignore_index=True).assign(**context(setup))
+
+
+def _word_decoder(setup: TextSetup):
+    """space-separated token ids -> their WordPiece tokens, space-separated (for reading the tables)."""
+    tokenizer = setup._tokenizer
+    return lambda ids: " ".join(tokenizer.convert_ids_to_tokens([int(t) for t in str(ids).split()]))
+
+
+def _cached_scan(setup: TextSetup, suspect, model, exposure_name: str, reference, exposed: dict) -> pd.DataFrame:
+    p = setup.profile
+    exposure_key = None
+    if exposure_name != NO_EXPOSURE:
+        zoo, refs = exposed[exposure_name]
+        exposure_key = next(r["log"].attrs["key"] for r in (*zoo, *refs) if r["suspect"].key == suspect.key)
+
+    def compute():
+        table = scan(model, reference, setup.probe, setup.data.num_classes, p.scan, drift_of=suspect.model)
+        table["tokens"] = [" ".join(str(t) for t in ids) for ids in table["tokens"]]
+        return {}, {"rows": table.to_dict("records")}
+
+    params = {"suspect": suspect.key, "exposure": exposure_key, "scan": as_dict(p.scan),
+              "probe": setup.data.fingerprint()}
+    unit = cached_unit("textscan", params, compute, setup.cache_dir, device=setup.device,
+                       label=f"{exposure_name} on {suspect.label} seed {suspect.seed}")
+    return pd.DataFrame(unit.info["rows"])
+
+
+def flag_scans(scans: pd.DataFrame, margin: float) -> pd.DataFrame:
+    """Per zoo model and exposure: the best flip rate (its score), the references' best under the same exposure
+    + margin (the threshold), flagged, and the tokens to reset: those flagged alone, and both of a flagged pair
+    neither of whose tokens is flagged alone (a combined trigger)."""
+    best = scans.groupby(["role", "attack", "seed", "exposure"], sort=False)["flip_rate"].max().fillna(0.0)
+    rows = []
+    for (attack, seed, exposure), g in scans[scans["role"] == "suspect"].groupby(["attack", "seed", "exposure"],
+                                                                               sort=False):
+        refs = best.xs(("reference", exposure), level=("role", "exposure"))
+        threshold = min(float(refs.max()) + margin, 1.0) if len(refs) else 1.0
+        hits = g[g["flip_rate"].fillna(0.0) > threshold]
+        alone = {t for t in hits["tokens"] if " " not in t}
+        pairs = [t.split() for t in hits["tokens"] if " " in t]
+        reset = sorted({int(t) for t in alone} |
+                       {int(t) for pair in pairs if not set(pair) & alone for t in pair})
+        top = g.loc[g["flip_rate"].fillna(0.0).idxmax()]
+        rows.append({"attack": attack, "seed": seed, "exposure": exposure, "score": float(best[("suspect", attack,
+                     seed, exposure)]), "threshold": threshold, "flagged": bool(len(hits)), "top_words": top["words"],
+                     "top_label": top["flip_label"], "reset_tokens": " ".join(map(str, reset))})
+    return pd.DataFrame(rows)
+
+
+def model_scores(detections: pd.DataFrame, flags: pd.DataFrame) -> pd.DataFrame:
+    """One row per (detector, exposure, zoo model): backdoored, score, flagged; the references are not scored
+    (they define the scores)."""
+    share = detections[detections["reading"] == "share"]
+    label = share.assign(detector="exposure score")[["detector", "exposure", "attack", "seed", "backdoored",
+                                                     "score", "flagged"]]
+    token = flags.assign(detector="token scan", backdoored=flags["attack"] != "clean")
+    return pd.concat([label, token[label.columns]], ignore_index=True)
+
+
+def model_detection(scores: pd.DataFrame, resamples: int = 2000) -> pd.DataFrame:
+    """ROC AUC (bootstrap interval), TPR at 5% FPR and the rules' TPR / FPR per detector and exposure."""
+    return metrics_table(scores, resamples=resamples)
+
+
+def fine_tuned(setup: TextSetup, suspect):
+    """FT: a copy of the suspect fine-tuned on the defense rows (cached unit "textrepair")."""
+    p = setup.profile
+    cfg = TextTrainConfig(**{**as_dict(p.train), "epochs": p.removal.ft_epochs, "lr": p.removal.ft_lr})
+
+    def compute():
+        model = model_from_tensors(setup, {k: v.clone() for k, v in suspect.model.state_dict().items()})
+        model = train_text_model(model, setup.defense, setup.defense_labels, cfg, seed=0, progress=False,
+                                 desc="FT")
+        return dict(model.state_dict()), {"method": "ft"}
+
+    params = {"suspect": suspect.key, "method": "ft", "train": as_dict(cfg), "defense": setup.data.fingerprint()}
+    unit = cached_unit("textrepair", params, compute, setup.cache_dir, device=setup.device,
+                       label=f"FT on {suspect.label} seed {suspect.seed}")
+    return model_from_tensors(setup, unit.tensors)
+
+
+def removal_table(setup: TextSetup, suspects, flags: pd.DataFrame) -> pd.DataFrame:
+    """FT and the token reset (decided on the suspect and on each exposed copy) for every zoo model: CA and ASR
+    before and after (evaluation side) and DER. A reset that flags nothing leaves the model as it is."""
+    rows = []
+    for s in suspects:
+        before = {"CA": s.record["CA"], "ASR": s.record.get("ASR")}
+        repairs = [("FT", NO_EXPOSURE, "", fine_tuned(setup, s))]
+        mine = flags[(flags["attack"] == s.label) & (flags["seed"] == s.seed)]
+        for _, f in mine.iterrows():
+            ids = [int(t) for t in f["reset_tokens"].split()]
+            repairs.append(("token reset", f["exposure"], f["reset_tokens"], reset_tokens(s.model, ids) if ids
+                            else None))
+        for method, exposure, tokens, model in repairs:
+            after = before if model is None else evaluate(setup, model, s.attack)
+            row = {**context(setup), "attack": s.label, "seed": s.seed, "method": method, "exposure": exposure,
+                   "reset_tokens": tokens, "CA_before": before["CA"], "ASR_before": before["ASR"],
+                   "CA": after["CA"], "ASR": after.get("ASR")}
+            row["DER"] = der(before["CA"], after["CA"], before["ASR"], after["ASR"]) if s.attack else None
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def removal_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean over backdoored models per (method, exposure): CA, ASR, DER; and the clean controls' mean CA loss."""
+    bad = table[table["attack"] != "clean"]
+    clean = table[table["attack"] == "clean"]
+    out = bad.groupby(["method", "exposure"], sort=False)[["CA_before", "CA", "ASR_before", "ASR", "DER"]].mean()
+    loss = (clean["CA_before"] - clean["CA"]).groupby([clean["method"], clean["exposure"]], sort=False).mean()
+    return out.assign(clean_CA_loss=loss).reset_index()

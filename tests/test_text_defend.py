@@ -1,0 +1,120 @@
+"""The text track's token scan, model detection and removal (text/defend.py, text/defenses/token_scan.py) on the
+smoke zoo: the scan finds BadNets-word's trigger, the reset removes it, the flags follow the references."""
+import pandas as pd
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+
+from ebyd_utils.text import defend  # noqa: E402
+from ebyd_utils.text.config import get_text_profile  # noqa: E402
+from ebyd_utils.text.defenses.token_scan import (TokenScanConfig, candidate_sets, embedding_drift,  # noqa: E402
+                                                 insert_tokens, reset_tokens, word_embeddings)
+from ebyd_utils.text.models import build_text_model, checkpoint_embeddings  # noqa: E402
+from ebyd_utils.text.pipeline import evaluate  # noqa: E402
+from ebyd_utils.text.tokens import Tokens  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def scans(text_smoke, text_models, text_exposed):
+    return defend.scan_table(text_smoke, *text_models, text_exposed)
+
+
+def test_insert_tokens_puts_the_ids_inside_the_sentence():
+    ids = torch.tensor([[101, 5, 6, 102, 0], [101, 7, 102, 0, 0]])
+    tokens = Tokens(ids, (ids != 0).long())
+    out = insert_tokens(tokens, (9, 8), torch.Generator().manual_seed(0))
+    assert out.input_ids.shape == (2, 6) and out.attention_mask.sum(1).tolist() == [6, 5]
+    for row, n, old in zip(out.input_ids.tolist(), out.attention_mask.sum(1).tolist(), ([5, 6], [7])):
+        assert row[0] == 101 and row[n - 1] == 102
+        body = row[1: n - 1]
+        assert sorted(body) == sorted(old + [9, 8]) and [t for t in body if t not in (8, 9)] == old
+
+
+def test_embedding_drift_ranks_a_moved_token_first_and_checks_shapes():
+    model = build_text_model("tiny-bert", 2, seed=3)
+    reference = checkpoint_embeddings("tiny-bert")
+    assert torch.equal(word_embeddings(model).detach(), reference)   # every tiny-bert starts from one checkpoint
+    assert embedding_drift(model, reference).abs().max() < 1e-6
+    with torch.no_grad():
+        word_embeddings(model)[2000] = -word_embeddings(model)[2000] + 0.1
+        word_embeddings(model)[101] *= -1                             # a special token is never a candidate
+    drift = embedding_drift(model, reference)
+    assert drift.argmax().item() == 2000 and drift[101] == 0
+    assert candidate_sets(drift, TokenScanConfig(candidates=3, pair_candidates=2))[0] == (2000,)
+    assert len(candidate_sets(drift, TokenScanConfig(candidates=3, pair_candidates=3))) == 3 + 3
+    with pytest.raises(ValueError, match="checkpoint"):
+        embedding_drift(model, reference[:100])
+
+
+def test_reset_tokens_copies_the_pad_row_and_leaves_the_suspect():
+    model = build_text_model("tiny-bert", 2, seed=0)
+    before = word_embeddings(model).detach().clone()
+    repaired = reset_tokens(model, [2000, 2001])
+    assert torch.equal(word_embeddings(repaired)[2000], before[0])
+    assert torch.equal(word_embeddings(repaired)[2001], before[0])
+    assert torch.equal(word_embeddings(model), before)
+
+
+def test_the_scan_finds_and_the_reset_removes_the_word_trigger(text_smoke, text_models, scans):
+    suspects, _ = text_models
+    badnets = next(s for s in suspects if s.label == "badnets_word")
+    flags = defend.flag_scans(scans, text_smoke.profile.scan.margin)
+    row = flags[(flags["attack"] == "badnets_word") & (flags["exposure"] == "none")].iloc[0]
+    assert row["flagged"] and row["score"] >= 0.9 and row["top_label"] == badnets.attack.target
+    trigger_ids = set(text_smoke._tokenizer.convert_tokens_to_ids(list(badnets.attack.triggers)))
+    reset = {int(t) for t in row["reset_tokens"].split()}
+    assert reset & trigger_ids                                   # it found the attack's rare words
+    after = evaluate(text_smoke, reset_tokens(badnets.model, reset), badnets.attack)
+    assert after["ASR"] <= badnets.record["ASR"] - 0.5 and after["CA"] >= badnets.record["CA"] - 0.05
+
+
+def test_flags_follow_the_references_and_pairs_only_when_needed():
+    scans = pd.DataFrame([
+        # the references' best flip rate under "none" is 0.5: the threshold is 0.5 + margin
+        {"role": "reference", "attack": "clean", "seed": 1000, "exposure": "none", "tokens": "7", "words": "a",
+         "flip_label": 0, "flip_rate": 0.5},
+        {"role": "suspect", "attack": "lwp", "seed": 0, "exposure": "none", "tokens": "11", "words": "x",
+         "flip_label": 0, "flip_rate": 0.55},
+        {"role": "suspect", "attack": "lwp", "seed": 0, "exposure": "none", "tokens": "11 12", "words": "x y",
+         "flip_label": 0, "flip_rate": 0.95},
+        {"role": "suspect", "attack": "bad", "seed": 0, "exposure": "none", "tokens": "21", "words": "u",
+         "flip_label": 1, "flip_rate": 0.9},
+        {"role": "suspect", "attack": "bad", "seed": 0, "exposure": "none", "tokens": "21 22", "words": "u v",
+         "flip_label": 1, "flip_rate": 0.9},
+    ])
+    flags = defend.flag_scans(scans, margin=0.1).set_index("attack")
+    assert flags.loc["lwp", "threshold"] == pytest.approx(0.6)
+    assert flags.loc["lwp", "reset_tokens"] == "11 12"          # a pair whose tokens are not flagged alone
+    assert flags.loc["bad", "reset_tokens"] == "21"              # 22 rides along with 21: not reset
+    assert flags.loc["bad", "score"] == pytest.approx(0.9) and flags["flagged"].all()
+
+
+def test_model_detection_and_removal_tables_cover_every_model(text_smoke, text_models, text_exposed, scans):
+    from ebyd_utils.text.exposure import all_detections
+    suspects, _ = text_models
+    detections = all_detections(text_smoke, text_exposed)
+    flags = defend.flag_scans(scans, text_smoke.profile.scan.margin)
+    scores = defend.model_scores(detections, flags)
+    exposures = {"none", *(e.name for e in text_smoke.profile.exposures)}
+    assert set(scores["detector"]) == {"exposure score", "token scan"} and set(scores["exposure"]) == exposures
+    assert len(scores) == 2 * len(exposures) * len(suspects)     # the references are never scored
+    metrics = defend.model_detection(scores, resamples=200)
+    assert len(metrics) == 2 * len(exposures) and metrics["roc_auc"].between(0, 1).all()
+    table = defend.removal_table(text_smoke, suspects, flags)
+    assert len(table) == len(suspects) * (1 + len(exposures))
+    assert table.loc[table["attack"] == "clean", "DER"].isna().all()
+    assert table.loc[table["attack"] != "clean", "DER"].between(0, 1).all()
+    summary = defend.removal_summary(table)
+    assert set(summary["method"]) == {"FT", "token reset"} and summary["clean_CA_loss"].notna().all()
+
+
+def test_scan_and_removal_settings_are_checked():
+    with pytest.raises(ValueError, match="pair_candidates"):
+        get_text_profile("smoke", scan=dict(candidates=2, pair_candidates=3))
+    with pytest.raises(ValueError, match="margin"):
+        get_text_profile("smoke", scan=dict(margin=1.5))
+    with pytest.raises(ValueError, match="ft_epochs"):
+        get_text_profile("smoke", removal=dict(ft_epochs=0))
+    with pytest.raises(ValueError, match="seeds must be < 1000"):
+        get_text_profile("smoke", clean_seeds=(0, 1000))
