@@ -83,7 +83,7 @@ def candidate_sets(drift: torch.Tensor, cfg: TokenScanConfig) -> list[tuple]:
 
 def insert_tokens(tokens: Tokens, ids: tuple, gen: torch.Generator) -> Tokens:
     """Each row with the token ids inserted at random positions between [CLS] and [SEP] (rows right-padded)."""
-    rows, masks = [], []
+    rows = []
     lengths = tokens.attention_mask.sum(1).tolist()
     for row, n in zip(tokens.input_ids.cpu().tolist(), lengths):
         body = row[1: n - 1]
