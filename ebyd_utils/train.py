@@ -160,7 +160,12 @@ def accuracy(model, x, y) -> float:
 
 def class_shares(model, x, num_classes: int) -> torch.Tensor:
     """Share of `x` predicted as each class (sums to 1): the quantity CUL exposes."""
-    return torch.bincount(predict(model, x), minlength=num_classes).float().cpu() / len(x)
+    return shares_of(predict(model, x), num_classes)
+
+
+def shares_of(preds: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Share of predicted labels `preds` falling in each class (sums to 1)."""
+    return torch.bincount(preds, minlength=num_classes).float().cpu() / len(preds)
 
 
 def evaluate(model, data, attack=None) -> dict:

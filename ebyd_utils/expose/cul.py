@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from ..config import CULConfig
 from ..data import augment
-from ..train import accuracy, check_inputs, class_shares, sgd_step
+from ..train import check_inputs, predict, sgd_step, shares_of
 
 
 def make_optimizer(params, cfg: CULConfig):
@@ -40,10 +40,11 @@ def make_optimizer(params, cfg: CULConfig):
 
 
 def _log_row(model, epoch, defense_x, defense_y, probe_x, num_classes, monitor) -> dict:
-    row = {"epoch": epoch, "defense_acc": accuracy(model, defense_x, defense_y)}
-    for name, x in (("defense", defense_x), ("probe", probe_x)):
-        if x is not None:
-            for c, share in enumerate(class_shares(model, x, num_classes).tolist()):
+    defense_preds = predict(model, defense_x)      # one pass gives the accuracy and the shares
+    row = {"epoch": epoch, "defense_acc": (defense_preds == defense_y).float().mean().item()}
+    for name, preds in (("defense", defense_preds), ("probe", None if probe_x is None else predict(model, probe_x))):
+        if preds is not None:
+            for c, share in enumerate(shares_of(preds, num_classes).tolist()):
                 row[f"{name}_share_{c}"] = share
     if monitor is not None:
         row.update(monitor(model))

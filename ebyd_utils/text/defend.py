@@ -136,14 +136,14 @@ def removal_table(setup: TextSetup, suspects, flags: pd.DataFrame) -> pd.DataFra
     rows = []
     for s in suspects:
         before = {"CA": s.record["CA"], "ASR": s.record.get("ASR")}
-        repairs = [("FT", NO_EXPOSURE, "", fine_tuned(setup, s))]
-        mine = flags[(flags["attack"] == s.label) & (flags["seed"] == s.seed)]
-        for _, f in mine.iterrows():
-            ids = [int(t) for t in f["reset_tokens"].split()]
-            repairs.append(("token reset", f["exposure"], f["reset_tokens"], reset_tokens(s.model, ids) if ids
-                            else None))
-        for method, exposure, tokens, model in repairs:
-            after = before if model is None else evaluate(setup, model, s.attack)
+        variants = [("FT", NO_EXPOSURE, "", evaluate(setup, fine_tuned(setup, s), s.attack))]
+        measured = {"": before}        # reset tokens -> metrics: each distinct reset is built and evaluated once
+        for _, f in flags[(flags["attack"] == s.label) & (flags["seed"] == s.seed)].iterrows():
+            tokens = f["reset_tokens"]
+            if tokens not in measured:
+                measured[tokens] = evaluate(setup, reset_tokens(s.model, tokens.split()), s.attack)
+            variants.append(("token reset", f["exposure"], tokens, measured[tokens]))
+        for method, exposure, tokens, after in variants:
             row = {**context(setup), "attack": s.label, "seed": s.seed, "method": method, "exposure": exposure,
                    "reset_tokens": tokens, "CA_before": before["CA"], "ASR_before": before["ASR"],
                    "CA": after["CA"], "ASR": after.get("ASR")}

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from ..defenses import detect_label
-from ..train import as_input, autocast, class_shares
+from ..train import as_input, autocast, shares_of
 from .config import REFERENCE_SEED
 from .pipeline import TextSetup, context, expose_text, train_text_suspect
 
@@ -33,21 +33,22 @@ def text_zoo(setup: TextSetup, progress: bool = True) -> tuple[list, list]:
 
 
 @torch.no_grad()
-def soft_shares(model, tokens, num_classes: int, batch_size: int = 256) -> torch.Tensor:
-    """Mean predicted probability of each class over `tokens` (sums to 1)."""
+def probe_outputs(model, tokens, batch_size: int = 256) -> torch.Tensor:
+    """Softmax probabilities (N, K) of `tokens`, in batches of train.predict's size and autocast (so their argmax
+    is predict's)."""
     model.eval()
-    total = torch.zeros(num_classes)
+    out = []
     for start in range(0, len(tokens), batch_size):
         with autocast(tokens.device):
             logits = model(as_input(tokens[start: start + batch_size]))
-        total += logits.float().softmax(1).sum(0).cpu()
-    return total / len(tokens)
+        out.append(logits.float().softmax(1).cpu())
+    return torch.cat(out)
 
 
 def readings(setup: TextSetup, model) -> dict:
-    """Both readings of one model on the probe rows."""
-    k = setup.data.num_classes
-    return {"share": class_shares(model, setup.probe, k), "soft": soft_shares(model, setup.probe, k)}
+    """Both readings of one model on the probe rows, from one pass."""
+    probs = probe_outputs(model, setup.probe)
+    return {"share": shares_of(probs.argmax(1), setup.data.num_classes), "soft": probs.sum(0) / len(probs)}
 
 
 def exposed_readings(setup: TextSetup, suspects, exposure, progress: bool = True, plain: dict | None = None) -> list:
