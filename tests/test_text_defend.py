@@ -62,7 +62,7 @@ def test_the_scan_finds_and_the_reset_removes_the_word_trigger(text_smoke, text_
     flags = defend.flag_scans(scans, text_smoke.profile.scan.margin)
     row = flags[(flags["attack"] == "badnets_word") & (flags["exposure"] == "none")].iloc[0]
     assert row["flagged"] and row["score"] >= 0.9 and row["top_label"] == badnets.attack.target
-    trigger_ids = set(text_smoke._tokenizer.convert_tokens_to_ids(list(badnets.attack.triggers)))
+    trigger_ids = set(text_smoke.tokenizer.convert_tokens_to_ids(list(badnets.attack.triggers)))
     reset = {int(t) for t in row["reset_tokens"].split()}
     assert reset & trigger_ids                                   # it found the attack's rare words
     after = evaluate(text_smoke, reset_tokens(badnets.model, reset), badnets.attack)
@@ -88,6 +88,8 @@ def test_flags_follow_the_references_and_pairs_only_when_needed():
     assert flags.loc["lwp", "reset_tokens"] == "11 12"          # a pair whose tokens are not flagged alone
     assert flags.loc["bad", "reset_tokens"] == "21"              # 22 rides along with 21: not reset
     assert flags.loc["bad", "score"] == pytest.approx(0.9) and flags["flagged"].all()
+    alone = defend.flag_scans(scans[scans["role"] == "suspect"], margin=0.1)   # no references: nothing flags
+    assert (alone["threshold"] == 1.0).all() and not alone["flagged"].any()
 
 
 def test_model_detection_and_removal_tables_cover_every_model(text_smoke, text_models, text_exposed, scans):

@@ -52,10 +52,9 @@ def exposure_curves(logs: pd.DataFrame):
     return fig
 
 
-def reading_scores(detections: pd.DataFrame, reading: str = "share"):
-    """Detection scores (excess over the clean references on the detected label) per exposure, one dot per
-    model; an X marks a backdoored model whose detected label is not its target; threshold dashed."""
-    rows = detections[detections["reading"] == reading]
+def _dot_columns(rows: pd.DataFrame, wrong_of=None):
+    """One column per exposure and one dot per model in it, coloured by attack, an X where `wrong_of(rows)` is
+    True, a legend of the attacks beside. Returns (fig, ax, exposures); the caller adds thresholds and labels."""
     exposures = list(dict.fromkeys(rows["exposure"]))
     order = model_order(rows["attack"])
     fig, ax = plt.subplots(figsize=(1.3 + 1.25 * len(exposures), 3.6))
@@ -64,16 +63,25 @@ def reading_scores(detections: pd.DataFrame, reading: str = "share"):
         part = rows[rows["exposure"] == exposure]
         for j, attack in enumerate(order):
             g = part[part["attack"] == attack]
-            wrong = g["true_target"].notna() & (g["detected_label"] != g["true_target"])
+            wrong = wrong_of(g) if wrong_of else pd.Series(False, index=g.index)
             for subset, marker in ((g[~wrong], "o"), (g[wrong], "X")):
                 ax.scatter([i - 0.4 + (j + 0.5) * width] * len(subset), subset["score"], color=color_of(attack),
                            marker=marker, edgecolor="black", linewidth=0.5, s=40, zorder=3)
+    handles = [Line2D([], [], ls="", marker="o", color=color_of(n), label=display_name(n)) for n in order]
+    ax.legend(handles=handles, fontsize=7, frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
+    return fig, ax, exposures
+
+
+def reading_scores(detections: pd.DataFrame, reading: str = "share"):
+    """Detection scores (excess over the clean references on the detected label) per exposure, one dot per
+    model; an X marks a backdoored model whose detected label is not its target; threshold dashed."""
+    rows = detections[detections["reading"] == reading]
+    fig, ax, exposures = _dot_columns(
+        rows, lambda g: g["true_target"].notna() & (g["detected_label"] != g["true_target"]))
     for threshold in rows["threshold"].dropna().unique() if "threshold" in rows else ():
         ax.axhline(threshold, color="black", ls="--", lw=1)
     ax.set_xticks(range(len(exposures)), exposures, rotation=20, ha="right")
     ax.set(ylabel=f"score ({reading} excess over references)", title=f"label detection, {reading} reading")
-    handles = [Line2D([], [], ls="", marker="o", color=color_of(n), label=display_name(n)) for n in order]
-    ax.legend(handles=handles, fontsize=7, frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
     fig.tight_layout()
     return fig
 
@@ -102,22 +110,13 @@ def input_defense_bars(table: pd.DataFrame):
 def token_scan_scores(flags: pd.DataFrame):
     """The token scan's score (best flip rate of a candidate token set) per exposure, one dot per model; each
     exposure's threshold (the clean references' best + margin) as a short dashed line over its column."""
-    exposures = list(dict.fromkeys(flags["exposure"]))
-    order = model_order(flags["attack"])
-    fig, ax = plt.subplots(figsize=(1.3 + 1.25 * len(exposures), 3.6))
-    width = 0.8 / max(len(order), 1)
+    fig, ax, exposures = _dot_columns(flags)
     for i, exposure in enumerate(exposures):
-        part = flags[flags["exposure"] == exposure]
-        for j, attack in enumerate(order):
-            g = part[part["attack"] == attack]
-            ax.scatter([i - 0.4 + (j + 0.5) * width] * len(g), g["score"], color=color_of(attack), marker="o",
-                       edgecolor="black", linewidth=0.5, s=40, zorder=3)
-        ax.hlines(part["threshold"].iloc[0], i - 0.45, i + 0.45, color="black", ls="--", lw=1)
+        threshold = flags.loc[flags["exposure"] == exposure, "threshold"].iloc[0]
+        ax.hlines(threshold, i - 0.45, i + 0.45, color="black", ls="--", lw=1)
     ax.set_xticks(range(len(exposures)), [f"scan on {e}" if e != "none" else "scan on suspect" for e in exposures],
                   rotation=20, ha="right")
     ax.set(ylabel="best flip rate of a candidate token", ylim=(-0.03, 1.03), title="token scan")
-    handles = [Line2D([], [], ls="", marker="o", color=color_of(n), label=display_name(n)) for n in order]
-    ax.legend(handles=handles, fontsize=7, frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
     fig.tight_layout()
     return fig
 

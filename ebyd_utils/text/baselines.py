@@ -39,7 +39,7 @@ def probs_fn(setup: TextSetup, model):
 
     @torch.no_grad()
     def fn(texts):
-        tokens = tokens_of(texts, name, length, None, setup._tokenizer, setup.device)
+        tokens = tokens_of(texts, name, length, None, setup.tokenizer, setup.device)
         model.eval()
         with autocast(setup.device):
             return model(as_input(tokens)).float().softmax(1).cpu()

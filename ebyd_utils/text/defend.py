@@ -53,7 +53,7 @@ def scan_table(setup: TextSetup, suspects, references, exposed: dict) -> pd.Data
 
 def _word_decoder(setup: TextSetup):
     """space-separated token ids -> their WordPiece tokens, space-separated (for reading the tables)."""
-    tokenizer = setup._tokenizer
+    tokenizer = setup.tokenizer
     return lambda ids: " ".join(tokenizer.convert_ids_to_tokens([int(t) for t in str(ids).split()]))
 
 
@@ -84,8 +84,9 @@ def flag_scans(scans: pd.DataFrame, margin: float) -> pd.DataFrame:
     rows = []
     for (attack, seed, exposure), g in scans[scans["role"] == "suspect"].groupby(["attack", "seed", "exposure"],
                                                                                sort=False):
-        refs = best.xs(("reference", exposure), level=("role", "exposure"))
-        threshold = min(float(refs.max()) + margin, 1.0) if len(refs) else 1.0
+        refs = best[(best.index.get_level_values("role") == "reference")
+                    & (best.index.get_level_values("exposure") == exposure)]
+        threshold = min(float(refs.max()) + margin, 1.0) if len(refs) else 1.0   # no references: nothing flags
         hits = g[g["flip_rate"].fillna(0.0) > threshold]
         alone = {t for t in hits["tokens"] if " " not in t}
         pairs = [t.split() for t in hits["tokens"] if " " in t]

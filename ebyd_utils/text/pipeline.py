@@ -41,10 +41,10 @@ class TextSetup:
 
     def tokens(self, texts) -> Tokens:
         return tokens_of(texts, tokenizer_name(self.profile.train.model), self.profile.data.max_length,
-                         self.cache_dir, self._tokenizer, self.device)
+                         self.cache_dir, self.tokenizer, self.device)
 
     @cached_property
-    def _tokenizer(self):
+    def tokenizer(self):
         return load_tokenizer(tokenizer_name(self.profile.train.model))
 
     def by_length(self, texts, labels=None):
