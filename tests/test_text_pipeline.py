@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 import torch
 
-from ebyd_utils.train import as_input, check_inputs, class_shares
+from ebyd_utils.train import as_input, check_inputs, class_shares, epoch_batches, outputs
 
 pytest.importorskip("transformers")
 
@@ -13,6 +13,7 @@ from ebyd_utils.text.config import get_text_profile, text_data_source  # noqa: E
 from ebyd_utils.text.exposure import all_detections, summary  # noqa: E402
 from ebyd_utils.text.models import build_text_model, select_trainable  # noqa: E402
 from ebyd_utils.text.pipeline import expose_text, stop_rule, train_text_suspect  # noqa: E402
+from ebyd_utils.text import tokens as tokens_module  # noqa: E402
 from ebyd_utils.text.tokens import Tokens  # noqa: E402
 
 
@@ -30,6 +31,32 @@ def test_tokens_index_like_a_batch_and_drop_unneeded_padding():
     with pytest.raises(ValueError, match="must both be"):
         Tokens(ids, ids[:, :3])
 
+
+
+def test_text_evaluates_in_length_groups_and_returns_rows_in_order(text_smoke, text_models, monkeypatch):
+    monkeypatch.setattr(tokens_module, "EVAL_TOKENS", 64)        # small groups on the smoke rows
+    x, model = text_smoke.probe, text_models[0][0].model
+    batches = x.eval_batches(max_rows=16)
+    assert sorted(torch.cat(batches).tolist()) == list(range(len(x)))            # every row once
+    assert len(batches) > len(x) // 16                                         # the token budget cut them
+    for idx in batches:
+        assert len(idx) <= 16 and (len(idx) == 1 or x[idx].input_ids.numel() <= 64)
+    with torch.no_grad():
+        one_by_one = torch.cat([model(as_input(x[i])).float() for i in range(len(x))])
+    grouped = outputs(model, x, use_bf16=False)
+    assert torch.allclose(grouped.float(), one_by_one, atol=1e-4)   # row order back; padding changes nothing
+
+
+def test_epoch_batches_bucket_text_and_shuffle_images_plainly():
+    lengths = torch.tensor([3, 40, 4, 41, 5, 42, 6, 43] * 4)
+    ids = (torch.arange(64)[None, :] < lengths[:, None]).long()
+    tokens = Tokens(ids, ids)
+    batches = epoch_batches(tokens, 4, torch.Generator().manual_seed(0))
+    assert sorted(torch.cat(batches).tolist()) == list(range(32))
+    assert all(lengths[b].max() - lengths[b].min() <= 3 for b in batches)     # short rows apart from long ones
+    images = torch.zeros(10, 3, 4, 4)
+    plain = epoch_batches(images, 4, torch.Generator().manual_seed(1))
+    assert torch.equal(torch.cat(plain), torch.randperm(10, generator=torch.Generator().manual_seed(1)))
 
 def test_a_tiny_bert_learns_a_word_trigger_in_seconds(text_smoke, text_models):
     suspects, references = text_models

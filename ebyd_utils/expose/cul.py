@@ -14,13 +14,14 @@ Where ours differs from the official code (`exposes/unlearn.py`):
 - gradient clipping happens after backward() (the official code clips before it, a no-op);
 - BatchNorm runs on running statistics (`bn_eval`), which is what the official loop ends up doing, since its
   evaluation call switches the net to eval mode after epoch 0 and never switches back;
+- text (Tokens) batches are length-bucketed like text training's (train.epoch_batches), so a batch is
+  padded only to rows of about its own length; images are shuffled plainly, as in the official loop;
 - class shares are logged on the defense images (the official convention, for comparison with its log) and
   on the defender's held-out probe images (clean images CUL never saw; what detection reads).
 """
 from __future__ import annotations
 
 import copy
-import math
 
 import pandas as pd
 import torch
@@ -28,14 +29,16 @@ from tqdm.auto import tqdm
 
 from ..config import CULConfig
 from ..data import augment
-from ..train import check_inputs, predict, sgd_step, shares_of
+from ..train import check_inputs, epoch_batches, predict, sgd_step, shares_of
 
 
-def make_optimizer(params, cfg: CULConfig):
+def make_optimizer(params, cfg: CULConfig, fused: bool = False):
+    """cfg's optimizer; `fused` updates every parameter in one kernel (text: MiniLM's step takes 20 ms instead
+    of 125 on a 2-core CPU). Images keep the unfused update, whose last bits their committed results hold."""
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused or None)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay, fused=fused or None)
     raise ValueError(f"unknown CUL optimizer {cfg.optimizer!r}; choose 'adam' or 'sgd'")
 
 
@@ -70,18 +73,17 @@ def clean_unlearn(model, defense_x, defense_y, cfg: CULConfig, num_classes: int,
         raise ValueError(f"CUL stop_acc must be in [0, 1); got {cfg.stop_acc}")
     exposed = copy.deepcopy(model)
     exposed.train(not cfg.bn_eval)
-    optimizer = make_optimizer([p for p in exposed.parameters() if p.requires_grad], cfg)
+    text = not isinstance(defense_x, torch.Tensor)
+    optimizer = make_optimizer([p for p in exposed.parameters() if p.requires_grad], cfg, fused=text)
     gen = torch.Generator().manual_seed(seed)
     rows = [_log_row(exposed, 0, defense_x, defense_y, probe_x, num_classes, monitor)]
     stop_epoch = 0 if rows[0]["defense_acc"] <= cfg.stop_acc else None
-    steps = math.ceil(len(defense_x) / cfg.batch_size)
     bar = tqdm(range(1, cfg.epochs + 1), desc="CUL", disable=not progress, leave=False)
     for epoch in bar:
         if stop_epoch is not None:
             break
-        order = torch.randperm(len(defense_x), generator=gen).to(defense_x.device)
-        for step in range(steps):
-            idx = order[step * cfg.batch_size: (step + 1) * cfg.batch_size]
+        for idx in epoch_batches(defense_x, cfg.batch_size, gen):   # text: length-bucketed, as in training
+            idx = idx.to(defense_x.device)
             xb = augment(defense_x[idx], 4, True, gen) if cfg.augment else defense_x[idx]
             sgd_step(exposed, optimizer, xb, defense_y[idx], ascent=True, grad_clip=cfg.grad_clip)
         rows.append(_log_row(exposed, epoch, defense_x, defense_y, probe_x, num_classes, monitor))

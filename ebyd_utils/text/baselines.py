@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..train import as_input, autocast
 from .defenses import NgramScorer, onion_filter, onion_suspicion, strip_entropy, strip_threshold
+from .exposure import probe_outputs
 from .pipeline import TextSetup, context
 from .tokens import tokens_of
 from .models import tokenizer_name
@@ -37,12 +37,8 @@ def probs_fn(setup: TextSetup, model):
     """texts -> (N, K) probabilities of `model` (tokenised without the cache: perturbed rows are one-off)."""
     name, length = tokenizer_name(setup.profile.train.model), setup.profile.data.max_length
 
-    @torch.no_grad()
     def fn(texts):
-        tokens = tokens_of(texts, name, length, None, setup.tokenizer, setup.device)
-        model.eval()
-        with autocast(setup.device):
-            return model(as_input(tokens)).float().softmax(1).cpu()
+        return probe_outputs(model, tokens_of(texts, name, length, None, setup.tokenizer, setup.device))
     return fn
 
 

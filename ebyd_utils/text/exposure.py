@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from ..defenses import detect_label
-from ..train import as_input, autocast, shares_of
+from ..train import outputs, shares_of
 from .config import REFERENCE_SEED
 from .pipeline import TextSetup, context, expose_text, train_text_suspect
 
@@ -32,17 +32,10 @@ def text_zoo(setup: TextSetup, progress: bool = True) -> tuple[list, list]:
     return suspects, references
 
 
-@torch.no_grad()
-def probe_outputs(model, tokens, batch_size: int = 256) -> torch.Tensor:
-    """Softmax probabilities (N, K) of `tokens`, in batches of train.predict's size and autocast (so their argmax
-    is predict's)."""
-    model.eval()
-    out = []
-    for start in range(0, len(tokens), batch_size):
-        with autocast(tokens.device):
-            logits = model(as_input(tokens[start: start + batch_size]))
-        out.append(logits.float().softmax(1).cpu())
-    return torch.cat(out)
+def probe_outputs(model, tokens) -> torch.Tensor:
+    """Softmax probabilities (N, K) of `tokens` (train.outputs: the batches and autocast of train.predict, so
+    their argmax is predict's)."""
+    return outputs(model, tokens).float().softmax(1).cpu()
 
 
 def readings(setup: TextSetup, model) -> dict:

