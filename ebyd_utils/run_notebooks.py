@@ -1,13 +1,15 @@
 """Run the companion's notebooks end to end with papermill, and time each one.
 
     python -m ebyd_utils.run_notebooks --profile quick --device auto --data-dir data [--only 02] [--workers 4]
+                                       [--no-variants]
 
 Notebooks run in name order from notebooks/ (cwd = notebooks/, kernel python3) with the parameters PROFILE,
 DEVICE, DATA_DIR, CACHE_DIR, RESULTS_DIR, FIGURES_DIR and PROGRESS; every path is passed absolute (relative ones
 are resolved against the repository root), so a notebook writes to the same place wherever it runs. Progress
 bars are off unless --progress is given: each bar update would be stored in the executed copy. Executed
 copies go to results/executed/<name>.ipynb, and results/notebook_times.csv keeps one row per (notebook,
-profile, hardware): a re-run replaces its row, other rows stay.
+profile, hardware): a re-run replaces its row, other rows stay. A notebook may have more runs at a profile with
+parameters of their own (NOTEBOOK_VARIANTS: notebook 09 on OffensEval at quick); --no-variants skips them.
 
 A full run (no --only) first builds the profile's zoo -- every model, attack component and CUL run the
 notebooks ask for (`zoo.build`) -- in this process, or as Ray tasks with --workers N (or --address of a Ray
@@ -38,6 +40,13 @@ from .train import pick_device
 
 TIME_COLUMNS = ["notebook", "profile", "seconds", "hardware", "date"]
 TEXT_PROFILE_NAMES = ("smoke", "quick", "paper")   # text.config.TEXT_PROFILES (not imported: it needs the attacks)
+# More runs of a notebook at a profile, each with its own parameters: (notebook stem, profile) -> ((suffix,
+# parameters), ...). The executed copy is results/executed/<stem>_<suffix>.ipynb; the notebook names its own
+# outputs (09: <stem>_<dataset>.csv). Notebook 09 on the other text datasets: each drops the attacks whose
+# released paraphrases do not cover that dataset (StyleBkd: no OffensEval rewrites; SynBkd: 12 AG train rows).
+NOTEBOOK_VARIANTS = {
+    ("09_text", "quick"): (("offenseval", {"DATASET": "offenseval", "ATTACKS": "badnets_word,addsent,synbkd,bite,lwp"}),),
+}
 
 
 def repo_root() -> Path:
@@ -60,6 +69,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--address", default=None, help="build the zoo first on this Ray cluster (e.g. auto)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per Ray task")
     parser.add_argument("--gpus-per-task", type=float, default=0.0, help="GPU share per Ray task, e.g. 0.33")
+    parser.add_argument("--no-variants", action="store_true",
+                        help="skip the notebooks' extra runs (NOTEBOOK_VARIANTS: 09 on the other text datasets)")
     parser.add_argument("--no-prebuild", action="store_true",
                         help="do not build the zoo first (default for --only runs without --workers/--address)")
     args = parser.parse_args(argv)
@@ -153,25 +164,38 @@ def main(argv=None) -> int:
                      "hardware": hardware, "date": date.today().isoformat()})
     with tempfile.TemporaryDirectory() as tmp:
         for notebook in select_notebooks(root / "notebooks", args.only):
-            output = root / "results" / "executed" / notebook.name
             if notebook.stem.endswith("_text") and args.profile not in TEXT_PROFILE_NAMES:
                 print(f"[run_notebooks] {notebook.name}: skipped (the text track has no profile "
                       f"{args.profile!r}; it has {list(TEXT_PROFILE_NAMES)})", flush=True)
                 continue
-            print(f"[run_notebooks] {notebook.name} (profile {args.profile}) ...", flush=True)
-            channel = Path(tmp) / f"{notebook.stem}.progress"     # one per notebook: its kernel inherits it
-            try:
-                with _environ(PROGRESS_ENV, str(channel)), \
-                        Follower(channel, lambda line: _tqdm_write(f"    {notebook.stem}: {line}")):
-                    seconds = run_one(notebook, output, params)
-            except Exception as err:   # papermill has saved the executed copy up to the failing cell
-                print(f"[run_notebooks] {notebook.name} FAILED; see {output}\n{err}", file=sys.stderr)
-                return 1
-            record_time(root / "results" / "notebook_times.csv",
-                        {"notebook": notebook.name, "profile": args.profile, "seconds": round(seconds, 1),
-                         "hardware": hardware, "date": date.today().isoformat()})
-            print(f"[run_notebooks] {notebook.name}: {seconds:.1f} s -> {output}", flush=True)
+            variants = () if args.no_variants else NOTEBOOK_VARIANTS.get((notebook.stem, args.profile), ())
+            for suffix, extra in (("", {}), *variants):
+                name = f"{notebook.stem}_{suffix}.ipynb" if suffix else notebook.name
+                if not run_and_record(root, notebook, name, params, extra, args.profile, hardware, tmp):
+                    return 1
     return 0
+
+
+def run_and_record(root: Path, notebook: Path, name: str, params: dict, extra: dict, profile: str,
+                   hardware: str, tmp: str) -> bool:
+    """One run of `notebook` with params and the variant's `extra` parameters: executed copy
+    results/executed/<name>, its time recorded under <name>; False if it failed."""
+    output = root / "results" / "executed" / name
+    print(f"[run_notebooks] {name} (profile {profile}{''.join(f', {k}={v}' for k, v in extra.items())}) ...",
+          flush=True)
+    channel = Path(tmp) / f"{Path(name).stem}.progress"     # one per run: its kernel inherits it
+    try:
+        with _environ(PROGRESS_ENV, str(channel)), \
+                Follower(channel, lambda line: _tqdm_write(f"    {Path(name).stem}: {line}")):
+            seconds = run_one(notebook, output, {**params, **extra})
+    except Exception as err:   # papermill has saved the executed copy up to the failing cell
+        print(f"[run_notebooks] {name} FAILED; see {output}\n{err}", file=sys.stderr)
+        return False
+    record_time(root / "results" / "notebook_times.csv",
+                {"notebook": name, "profile": profile, "seconds": round(seconds, 1),
+                 "hardware": hardware, "date": date.today().isoformat()})
+    print(f"[run_notebooks] {name}: {seconds:.1f} s -> {output}", flush=True)
+    return True
 
 
 @contextlib.contextmanager

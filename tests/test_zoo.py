@@ -185,3 +185,24 @@ def test_make_figures_shows_unit_progress_in_the_terminal_not_in_the_notebook(tm
     assert "without encryption" not in out + err                      # kernels talk over IPC, not TCP
     executed = (tmp_path / "results" / "executed" / "00_probe.ipynb").read_text()
     assert "a cell output" in executed and "model 1/1" not in executed.replace("report('model 1/1: done')", "")
+
+
+def test_a_notebook_variant_runs_again_with_its_own_parameters(tmp_path, monkeypatch):
+    from ebyd_utils import run_notebooks
+    (tmp_path / "notebooks").mkdir()
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                           "display_name": "Python 3"}})
+    nb.cells = [nbformat.v4.new_code_cell('PROFILE = "quick"\nDATASET = ""', metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("print(f'dataset={DATASET or \"default\"}')")]
+    nbformat.write(nb, tmp_path / "notebooks" / "00_probe.ipynb")
+    monkeypatch.setattr(run_notebooks, "NOTEBOOK_VARIANTS", {("00_probe", "smoke"): (("other", {"DATASET": "x"}),)})
+    args = ["--profile", "smoke", "--root", str(tmp_path), "--device", "cpu", "--no-prebuild"]
+    assert run_notebooks.main(args) == 0
+    executed = tmp_path / "results" / "executed"
+    assert "dataset=default" in (executed / "00_probe.ipynb").read_text()
+    assert "dataset=x" in (executed / "00_probe_other.ipynb").read_text()
+    times = pd.read_csv(tmp_path / "results" / "notebook_times.csv")
+    assert set(times["notebook"]) == {"00_probe.ipynb", "00_probe_other.ipynb"}
+    (executed / "00_probe_other.ipynb").unlink()
+    assert run_notebooks.main([*args, "--no-variants"]) == 0
+    assert not (executed / "00_probe_other.ipynb").exists()

@@ -30,8 +30,10 @@ NO_EXPOSURE = "none"
 
 
 def _exposed_by_key(exposed: dict) -> dict:
-    """{exposure name: {model key: exposed model}} over the zoo's and the references' exposed models."""
-    return {name: {r["suspect"].key: r["model"] for r in (*zoo, *refs)} for name, (zoo, refs) in exposed.items()}
+    """{exposure name: {model key: (exposed model, its exposure unit's key)}} over the zoo's and the references'
+    exposed models."""
+    return {name: {r["suspect"].key: (r["model"], r["log"].attrs["key"]) for r in (*zoo, *refs)}
+            for name, (zoo, refs) in exposed.items()}
 
 
 def scan_table(setup: TextSetup, suspects, references, exposed: dict) -> pd.DataFrame:
@@ -44,8 +46,8 @@ def scan_table(setup: TextSetup, suspects, references, exposed: dict) -> pd.Data
     for role, models in (("suspect", suspects), ("reference", references)):
         for s in models:
             for name in (NO_EXPOSURE, *copies):
-                model = s.model if name == NO_EXPOSURE else copies[name][s.key]
-                table = _cached_scan(setup, s, model, name, reference, exposed)
+                model, exposure_key = (s.model, None) if name == NO_EXPOSURE else copies[name][s.key]
+                table = _cached_scan(setup, s, model, name, exposure_key, reference)
                 frames.append(table.assign(attack=s.label, seed=s.seed, role=role, exposure=name,
                                            words=[decode(t) for t in table["tokens"]]))
     return pd.concat(frames, ignore_index=True).assign(**context(setup))
@@ -57,12 +59,9 @@ def _word_decoder(setup: TextSetup):
     return lambda ids: " ".join(tokenizer.convert_ids_to_tokens([int(t) for t in str(ids).split()]))
 
 
-def _cached_scan(setup: TextSetup, suspect, model, exposure_name: str, reference, exposed: dict) -> pd.DataFrame:
+def _cached_scan(setup: TextSetup, suspect, model, exposure_name: str, exposure_key, reference) -> pd.DataFrame:
+    """The scan of `model` (the suspect, or its copy exposed by the unit `exposure_key`), cached."""
     p = setup.profile
-    exposure_key = None
-    if exposure_name != NO_EXPOSURE:
-        zoo, refs = exposed[exposure_name]
-        exposure_key = next(r["log"].attrs["key"] for r in (*zoo, *refs) if r["suspect"].key == suspect.key)
 
     def compute():
         table = scan(model, reference, setup.probe, setup.data.num_classes, p.scan, drift_of=suspect.model)

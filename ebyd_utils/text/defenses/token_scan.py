@@ -83,6 +83,11 @@ def candidate_sets(drift: torch.Tensor, cfg: TokenScanConfig) -> list[tuple]:
 
 def insert_tokens(tokens: Tokens, ids: tuple, gen: torch.Generator) -> Tokens:
     """Each row with the token ids inserted at random positions between [CLS] and [SEP] (rows right-padded)."""
+    return as_tokens(inserted_rows(tokens, ids, gen), tokens.device)
+
+
+def inserted_rows(tokens: Tokens, ids: tuple, gen: torch.Generator) -> list:
+    """insert_tokens' rows as lists of token ids (unpadded)."""
     rows = []
     lengths = tokens.attention_mask.sum(1).tolist()
     for row, n in zip(tokens.input_ids.cpu().tolist(), lengths):
@@ -90,13 +95,18 @@ def insert_tokens(tokens: Tokens, ids: tuple, gen: torch.Generator) -> Tokens:
         for t in ids:
             body.insert(int(torch.randint(len(body) + 1, (1,), generator=gen)), t)
         rows.append([row[0], *body, row[n - 1]])
+    return rows
+
+
+def as_tokens(rows: list, device) -> Tokens:
+    """Lists of token ids as one right-padded Tokens batch."""
     width = max(len(r) for r in rows)
     input_ids = torch.zeros(len(rows), width, dtype=torch.long)
     mask = torch.zeros(len(rows), width, dtype=torch.long)
     for i, r in enumerate(rows):
         input_ids[i, : len(r)] = torch.tensor(r)
         mask[i, : len(r)] = 1
-    return Tokens(input_ids, mask).to(tokens.device)
+    return Tokens(input_ids, mask).to(device)
 
 
 def probe_rows(probe: Tokens, cfg: TokenScanConfig) -> Tokens:
@@ -112,10 +122,12 @@ def flip_rates(model, probe: Tokens, token_sets: list, num_classes: int, cfg: To
     to flip)."""
     rows = probe_rows(probe, cfg)
     base = predict(model, rows).cpu()
+    # every set's rows in one call, so evaluation can group rows of similar length across sets; each set draws
+    # the same insertion positions (one seed): a fair comparison
+    inserted = [r for ids in token_sets for r in inserted_rows(rows, ids, torch.Generator().manual_seed(cfg.seed))]
+    after_all = predict(model, as_tokens(inserted, rows.device)).cpu().view(len(token_sets), len(rows))
     out = []
-    for ids in token_sets:
-        gen = torch.Generator().manual_seed(cfg.seed)   # the same positions draw for every set: a fair comparison
-        after = predict(model, insert_tokens(rows, ids, gen)).cpu()
+    for ids, after in zip(token_sets, after_all):
         rates = {c: ((after == c) & (base != c)).sum().item() / (base != c).sum().item()
                  for c in range(num_classes) if (base != c).sum().item() >= cfg.min_rows}
         label = max(rates, key=rates.get) if rates else None
