@@ -61,7 +61,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     parser.add_argument("--data-dir", default="data", help="dataset folder (relative to the repository root)")
     parser.add_argument("--only", action="append", default=[],
-                        help="run only notebooks whose name starts with this (repeatable), e.g. --only 02")
+                        help="run only notebooks whose name starts with this (repeatable), e.g. --only 02; a "
+                             "variant run by its name, e.g. --only 09_text_offenseval")
     parser.add_argument("--progress", action="store_true", help="keep the notebooks' progress bars on")
     parser.add_argument("--root", type=Path, default=None, help="repository root (default: this checkout)")
     parser.add_argument("--workers", type=int, default=0,
@@ -82,9 +83,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def select_notebooks(notebooks_dir: Path, only=()) -> list[Path]:
-    """notebooks/*.ipynb in name order, filtered by name prefixes; an unmatched prefix is an error."""
+    """notebooks/*.ipynb in name order, filtered by name prefixes (a prefix naming a variant run, such as
+    09_text_offenseval, selects its notebook); an unmatched prefix is an error."""
     found = sorted(notebooks_dir.glob("*.ipynb"))
-    chosen = [nb for nb in found if not only or any(nb.name.startswith(p) for p in only)]
+    chosen = [nb for nb in found if not only or any(nb.name.startswith(p) or p.startswith(f"{nb.stem}_")
+                                                    for p in only)]
     if not chosen:
         raise SystemExit(f"no notebook in {notebooks_dir} matches {list(only) or '*.ipynb'}; "
                          f"found {[nb.name for nb in found]}")
@@ -171,6 +174,8 @@ def main(argv=None) -> int:
             variants = () if args.no_variants else NOTEBOOK_VARIANTS.get((notebook.stem, args.profile), ())
             for suffix, extra in (("", {}), *variants):
                 name = f"{notebook.stem}_{suffix}.ipynb" if suffix else notebook.name
+                if args.only and not any(name.startswith(p) for p in args.only):
+                    continue
                 if not run_and_record(root, notebook, name, params, extra, args.profile, hardware, tmp):
                     return 1
     return 0

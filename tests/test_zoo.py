@@ -203,6 +203,10 @@ def test_a_notebook_variant_runs_again_with_its_own_parameters(tmp_path, monkeyp
     assert "dataset=x" in (executed / "00_probe_other.ipynb").read_text()
     times = pd.read_csv(tmp_path / "results" / "notebook_times.csv")
     assert set(times["notebook"]) == {"00_probe.ipynb", "00_probe_other.ipynb"}
-    (executed / "00_probe_other.ipynb").unlink()
+    for copy in executed.iterdir():
+        copy.unlink()
     assert run_notebooks.main([*args, "--no-variants"]) == 0
-    assert not (executed / "00_probe_other.ipynb").exists()
+    assert [c.name for c in executed.iterdir()] == ["00_probe.ipynb"]
+    (executed / "00_probe.ipynb").unlink()
+    assert run_notebooks.main([*args, "--only", "00_probe_other"]) == 0          # the variant alone, by its name
+    assert [c.name for c in executed.iterdir()] == ["00_probe_other.ipynb"]
