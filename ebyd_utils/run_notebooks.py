@@ -9,7 +9,7 @@ are resolved against the repository root), so a notebook writes to the same plac
 bars are off unless --progress is given: each bar update would be stored in the executed copy. Executed
 copies go to results/executed/<name>.ipynb, and results/notebook_times.csv keeps one row per (notebook,
 profile, hardware): a re-run replaces its row, other rows stay. A notebook may have more runs at a profile with
-parameters of their own (NOTEBOOK_VARIANTS: notebook 09 on OffensEval at quick); --no-variants skips them.
+parameters of their own (NOTEBOOK_VARIANTS: notebook 09 on OffensEval and AG's News at quick); --no-variants skips them.
 
 A full run (no --only) first builds the profile's zoo -- every model, attack component and CUL run the
 notebooks ask for (`zoo.build`) -- in this process, or as Ray tasks with --workers N (or --address of a Ray
@@ -45,7 +45,10 @@ TEXT_PROFILE_NAMES = ("smoke", "quick", "paper")   # text.config.TEXT_PROFILES (
 # outputs (09: <stem>_<dataset>.csv). Notebook 09 on the other text datasets: each drops the attacks whose
 # released paraphrases do not cover that dataset (StyleBkd: no OffensEval rewrites; SynBkd: 12 AG train rows).
 NOTEBOOK_VARIANTS = {
-    ("09_text", "quick"): (("offenseval", {"DATASET": "offenseval", "ATTACKS": "badnets_word,addsent,synbkd,bite,lwp"}),),
+    ("09_text", "quick"): (
+        ("offenseval", {"DATASET": "offenseval", "ATTACKS": "badnets_word,addsent,synbkd,bite,lwp"}),
+        ("agnews", {"DATASET": "agnews", "ATTACKS": "badnets_word,addsent,stylebkd,bite,lwp"}),
+    ),
 }
 
 

@@ -69,27 +69,26 @@ def test_the_scan_finds_and_the_reset_removes_the_word_trigger(text_smoke, text_
     assert after["ASR"] <= badnets.record["ASR"] - 0.5 and after["CA"] >= badnets.record["CA"] - 0.05
 
 
-def test_flags_follow_the_references_and_pairs_only_when_needed():
+def test_flags_follow_the_references_per_token_and_pairs_only_when_needed():
+    row = lambda attack, tokens, label, rate, ref: {"attack": attack, "seed": 0, "exposure": "none",  # noqa: E731
+                                                   "tokens": tokens, "words": tokens, "flip_label": label,
+                                                   "flip_rate": rate, "reference_rate": ref}
     scans = pd.DataFrame([
-        # the references' best flip rate under "none" is 0.5: the threshold is 0.5 + margin
-        {"role": "reference", "attack": "clean", "seed": 1000, "exposure": "none", "tokens": "7", "words": "a",
-         "flip_label": 0, "flip_rate": 0.5},
-        {"role": "suspect", "attack": "lwp", "seed": 0, "exposure": "none", "tokens": "11", "words": "x",
-         "flip_label": 0, "flip_rate": 0.55},
-        {"role": "suspect", "attack": "lwp", "seed": 0, "exposure": "none", "tokens": "11 12", "words": "x y",
-         "flip_label": 0, "flip_rate": 0.95},
-        {"role": "suspect", "attack": "bad", "seed": 0, "exposure": "none", "tokens": "21", "words": "u",
-         "flip_label": 1, "flip_rate": 0.9},
-        {"role": "suspect", "attack": "bad", "seed": 0, "exposure": "none", "tokens": "21 22", "words": "u v",
-         "flip_label": 1, "flip_rate": 0.9},
+        row("lwp", "11", 0, 0.55, 0.5),            # flips the references almost as much: not flagged
+        row("lwp", "11 12", 0, 0.95, 0.2),         # a pair only the suspect follows
+        row("bad", "21", 1, 0.9, 0.0),
+        row("bad", "21 22", 1, 0.9, 0.0),
+        row("bad", "30", 0, 1.0, 1.0),             # a natural word: flips every model, flagged in none
+        row("clean", "40", 1, 0.97, 0.95),
+        row("clean", "41", 0, 0.6, float("nan")),  # the references cannot tell: never flagged
     ])
     flags = defend.flag_scans(scans, margin=0.1).set_index("attack")
-    assert flags.loc["lwp", "threshold"] == pytest.approx(0.6)
     assert flags.loc["lwp", "reset_tokens"] == "11 12"          # a pair whose tokens are not flagged alone
-    assert flags.loc["bad", "reset_tokens"] == "21"              # 22 rides along with 21: not reset
-    assert flags.loc["bad", "score"] == pytest.approx(0.9) and flags["flagged"].all()
-    alone = defend.flag_scans(scans[scans["role"] == "suspect"], margin=0.1)   # no references: nothing flags
-    assert (alone["threshold"] == 1.0).all() and not alone["flagged"].any()
+    assert flags.loc["lwp", "score"] == pytest.approx(0.75) and flags.loc["lwp", "top_words"] == "11 12"
+    assert flags.loc["bad", "reset_tokens"] == "21"              # 22 rides along with 21; 30 flips every model
+    assert flags.loc["bad", "score"] == pytest.approx(0.9) and flags.loc[["lwp", "bad"], "flagged"].all()
+    assert not flags.loc["clean", "flagged"] and flags.loc["clean", "score"] == pytest.approx(0.02)
+    assert (flags["threshold"] == 0.1).all()
 
 
 def test_model_detection_and_removal_tables_cover_every_model(text_smoke, text_models, text_exposed, scans):
@@ -120,3 +119,15 @@ def test_scan_and_removal_settings_are_checked():
         get_text_profile("smoke", removal=dict(ft_epochs=0))
     with pytest.raises(ValueError, match="seeds must be < 1000"):
         get_text_profile("smoke", clean_seeds=(0, 1000))
+
+
+def test_the_scan_reads_each_candidate_on_the_references(text_smoke, scans):
+    margin = text_smoke.profile.scan.margin
+    assert {"reference_rate", "flip_rate"} <= set(scans.columns) and "role" not in scans
+    low = scans["flip_rate"].fillna(0.0) <= margin
+    assert (scans.loc[low, "reference_rate"] == 0.0).all()       # not read on the references: cannot flag
+    read = scans.loc[~low, "reference_rate"]
+    assert len(read) and read.dropna().between(0, 1).all()
+    # BadNets' rare-word trigger flips the suspect, not the clean reference
+    bad = scans[(scans["attack"] == "badnets_word") & (scans["exposure"] == "none") & ~low]
+    assert ((bad["flip_rate"] - bad["reference_rate"]) >= 0.8).any()

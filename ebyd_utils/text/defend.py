@@ -3,14 +3,16 @@ detection and removal, each with and without exposure, the clean controls beside
 
 - **Token scan** (`defenses/token_scan.py`): the tokens whose embeddings moved most from the public checkpoint
   are inserted into clean probe rows, on the suspect ("none") and on each exposed copy (the exposure's name);
-  a token set is flagged above the clean references' best flip rate, read the same way, plus a margin.
+  a token set is flagged when it flips rows more than it does on every clean reference, read the same way,
+  by a margin.
 - **Model detection**: one score per model and detector over the clean controls and the backdoored models,
   judged by ROC AUC (`detection_metrics`): the exposure score of label detection (text/exposure.py, argmax-share
-  reading; "none" = the model as it is) and the token scan's best flip rate.
+  reading; "none" = the model as it is) and the token scan's score (its largest flip rate above the references').
 - **Removal**: FT (the plain baseline: every weight fine-tuned on the defense rows) and the token reset (the
   flagged tokens' embeddings set to [PAD], as BTU unlearns them), the reset decided on the suspect or on an
   exposed copy; CA, ASR and DER (removal.der) before and after, on the evaluation side.
-Scans and FT repairs are cached units (kinds "textscan", "textrepair"), keyed by the models they read.
+Scans, the references' readings of them and FT repairs are cached units (kinds "textscan", "textscanref",
+"textrepair"), keyed by the models they read.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from ..detection_metrics import metrics_table
 from ..removal import der
 from ..units import cached_unit
 from .config import TextTrainConfig
-from .defenses.token_scan import reset_tokens, scan
+from .defenses.token_scan import label_flip_rates, reset_tokens, scan
 from .models import checkpoint_embeddings
 from .pipeline import TextSetup, context, evaluate, model_from_tensors
 from .train import train_text_model
@@ -37,20 +39,37 @@ def _exposed_by_key(exposed: dict) -> dict:
 
 
 def scan_table(setup: TextSetup, suspects, references, exposed: dict) -> pd.DataFrame:
-    """The token scan of every model (zoo and references), on the model itself and on each exposed copy.
-    Columns: attack, seed, role, exposure, tokens (ids, space-separated), words, drift, flip_label, flip_rate."""
+    """The token scan of every zoo model, on the model itself and on each exposed copy, each candidate set also
+    read on the clean references exposed the same way. Columns: attack, seed, exposure, tokens (ids,
+    space-separated), words, drift, flip_label, flip_rate, reference_rate (the references' highest flip rate of
+    the same tokens to the same label; NaN where a reference has too few rows off that label to tell, and 0 for
+    sets that flip at most `margin` of the rows, which are not read on the references: they cannot be flagged)."""
+    margin = setup.profile.scan.margin
     reference = checkpoint_embeddings(setup.profile.train.model)
     decode = _word_decoder(setup)
     copies = _exposed_by_key(exposed)
-    frames = []
-    for role, models in (("suspect", suspects), ("reference", references)):
-        for s in models:
-            for name in (NO_EXPOSURE, *copies):
-                model, exposure_key = (s.model, None) if name == NO_EXPOSURE else copies[name][s.key]
-                table = _cached_scan(setup, s, model, name, exposure_key, reference)
-                frames.append(table.assign(attack=s.label, seed=s.seed, role=role, exposure=name,
-                                           words=[decode(t) for t in table["tokens"]]))
-    return pd.concat(frames, ignore_index=True).assign(**context(setup))
+    frames = {}
+    for name in (NO_EXPOSURE, *copies):
+        read = lambda s: (s.model, None) if name == NO_EXPOSURE else copies[name][s.key]  # noqa: E731
+        tables = {s.key: _cached_scan(setup, s, *read(s), name, reference) for s in suspects}
+        tested = sorted({t for table in tables.values() for t in table.loc[table["flip_rate"] > margin, "tokens"]})
+        rates = [_cached_reference_rates(setup, r, *read(r), name, tested) for r in references]
+        for s in suspects:
+            table = tables[s.key]
+            table["reference_rate"] = [_highest_rate(rates, t, label) if rate > margin else 0.0
+                                       for t, label, rate in zip(table["tokens"], table["flip_label"],
+                                                                 table["flip_rate"])]
+            frames[(s.key, name)] = table.assign(attack=s.label, seed=s.seed, exposure=name,
+                                                 words=[decode(t) for t in table["tokens"]])
+    order = [(s.key, name) for s in suspects for name in (NO_EXPOSURE, *copies)]
+    return pd.concat([frames[k] for k in order], ignore_index=True).assign(**context(setup))
+
+
+def _highest_rate(rates: list, tokens: str, label) -> float:
+    """The highest flip rate of `tokens` to `label` over the references' {tokens: {label: rate}}; NaN when a
+    reference cannot tell (too few rows off the label) or there are no references."""
+    values = [r[tokens].get(int(label), float("nan")) for r in rates]
+    return max(values) if values and not any(pd.isna(v) for v in values) else float("nan")
 
 
 def _word_decoder(setup: TextSetup):
@@ -59,7 +78,7 @@ def _word_decoder(setup: TextSetup):
     return lambda ids: " ".join(tokenizer.convert_ids_to_tokens([int(t) for t in str(ids).split()]))
 
 
-def _cached_scan(setup: TextSetup, suspect, model, exposure_name: str, exposure_key, reference) -> pd.DataFrame:
+def _cached_scan(setup: TextSetup, suspect, model, exposure_key, exposure_name: str, reference) -> pd.DataFrame:
     """The scan of `model` (the suspect, or its copy exposed by the unit `exposure_key`), cached."""
     p = setup.profile
 
@@ -75,26 +94,45 @@ def _cached_scan(setup: TextSetup, suspect, model, exposure_name: str, exposure_
     return pd.DataFrame(unit.info["rows"])
 
 
+def _cached_reference_rates(setup: TextSetup, ref, model, exposure_key, exposure_name: str, tested: list) -> dict:
+    """{tokens: {label: flip rate}} of the token sets `tested` (space-separated ids) on a clean reference (or its
+    copy exposed by the unit `exposure_key`), cached."""
+    p = setup.profile
+    token_sets = [tuple(int(t) for t in tokens.split()) for tokens in tested]
+
+    def compute():
+        rates = label_flip_rates(model, setup.probe, token_sets, setup.data.num_classes, p.scan) if tested else []
+        return {}, {"rows": [{"tokens": t, "label": c, "rate": r}
+                             for t, by_label in zip(tested, rates) for c, r in by_label.items()]}
+
+    params = {"reference": ref.key, "exposure": exposure_key, "tested": tested, "scan": as_dict(p.scan),
+              "probe": setup.data.fingerprint()}
+    unit = cached_unit("textscanref", params, compute, setup.cache_dir, device=setup.device,
+                       label=f"{len(tested)} token sets on the {exposure_name} reference seed {ref.seed}")
+    out = {t: {} for t in tested}
+    for row in unit.info["rows"]:
+        out[row["tokens"]][int(row["label"])] = row["rate"]
+    return out
+
+
 def flag_scans(scans: pd.DataFrame, margin: float) -> pd.DataFrame:
-    """Per zoo model and exposure: the best flip rate (its score), the references' best under the same exposure
-    + margin (the threshold), flagged, and the tokens to reset: those flagged alone, and both of a flagged pair
-    neither of whose tokens is flagged alone (a combined trigger)."""
-    best = scans.groupby(["role", "attack", "seed", "exposure"], sort=False)["flip_rate"].max().fillna(0.0)
+    """Per zoo model and exposure: the largest excess of a candidate's flip rate over the references' rate of
+    the same tokens (its score), flagged when that exceeds `margin` (the threshold), and the tokens to reset: those flagged alone,
+    and both of a flagged pair neither of whose tokens is flagged alone (a combined trigger). A reference rate
+    that cannot be told (NaN) counts as 1: nothing the references cannot read is flagged."""
     rows = []
-    for (attack, seed, exposure), g in scans[scans["role"] == "suspect"].groupby(["attack", "seed", "exposure"],
-                                                                               sort=False):
-        refs = best[(best.index.get_level_values("role") == "reference")
-                    & (best.index.get_level_values("exposure") == exposure)]
-        threshold = min(float(refs.max()) + margin, 1.0) if len(refs) else 1.0   # no references: nothing flags
-        hits = g[g["flip_rate"].fillna(0.0) > threshold]
+    for (attack, seed, exposure), g in scans.groupby(["attack", "seed", "exposure"], sort=False):
+        excess = g["flip_rate"].fillna(0.0) - g["reference_rate"].fillna(1.0)
+        hits = g[excess > margin]
         alone = {t for t in hits["tokens"] if " " not in t}
         pairs = [t.split() for t in hits["tokens"] if " " in t]
         reset = sorted({int(t) for t in alone} |
                        {int(t) for pair in pairs if not set(pair) & alone for t in pair})
-        top = g.loc[g["flip_rate"].fillna(0.0).idxmax()]
-        rows.append({"attack": attack, "seed": seed, "exposure": exposure, "score": float(best[("suspect", attack,
-                     seed, exposure)]), "threshold": threshold, "flagged": bool(len(hits)), "top_words": top["words"],
-                     "top_label": top["flip_label"], "reset_tokens": " ".join(map(str, reset))})
+        top = g.loc[excess.idxmax()]
+        rows.append({"attack": attack, "seed": seed, "exposure": exposure, "score": float(excess.max()),
+                     "threshold": margin, "flagged": bool(len(hits)), "top_words": top["words"], "top_label": top["flip_label"],
+                     "top_flip_rate": top["flip_rate"], "top_reference_rate": top["reference_rate"],
+                     "reset_tokens": " ".join(map(str, reset))})
     return pd.DataFrame(rows)
 
 

@@ -15,8 +15,10 @@ Where ours differs (our setting is post-training: the defender holds a suspect m
 - **trigger test** (ours): each of the `candidates` most-moved tokens, and each pair of the `pair_candidates`
   most-moved (LWP-style combined triggers need two words), is inserted at random positions into the defender's
   clean probe rows; its *flip rate* to label c is the share of rows not already predicted c that the insertion
-  sends to c. A token set is flagged when its best flip rate exceeds what any candidate reaches on the clean
-  reference models plus `margin` (a threshold from the defender's own clean models, never from the attack);
+  sends to c. A token set is flagged when its flip rate exceeds the same set's flip rate to the same label on
+  every clean reference model by `margin` (text/defend.py): a natural word that flips rows in any model ("dull"
+  on SST-2, "idiot" on OffensEval) flips the references too, a trigger only the suspect. The threshold comes
+  from the defender's own clean models, never from the attack;
 - **removal** (`reset_tokens`): the flagged tokens' embedding rows are set to the [PAD] row, as BTU does; the
   short clean fine-tune is left to FT (text/defend.py).
 The scan can read any model of the suspect's architecture: the suspect itself, or its exposed copy (EBYD), whose
@@ -44,7 +46,7 @@ class TokenScanConfig:
     pair_candidates: int = 6      # most-moved tokens whose pairs are also tested (LWP-style combined triggers)
     rows: int = 100               # clean probe rows each candidate is inserted into
     min_rows: int = 10            # a label needs this many rows not already predicted as it for a flip rate
-    margin: float = 0.1           # flag above the clean references' best flip rate + margin
+    margin: float = 0.1           # flag above the clean references' flip rate of the same tokens + margin
     seed: int = 0                 # insertion positions and the probe rows drawn
 
 
@@ -117,19 +119,25 @@ def probe_rows(probe: Tokens, cfg: TokenScanConfig) -> Tokens:
     return probe[keep.to(probe.device)]
 
 
-def flip_rates(model, probe: Tokens, token_sets: list, num_classes: int, cfg: TokenScanConfig) -> pd.DataFrame:
-    """Per token set: the label it flips most rows to, and that flip rate (NaN when no label has min_rows rows
-    to flip)."""
+def label_flip_rates(model, probe: Tokens, token_sets: list, num_classes: int, cfg: TokenScanConfig) -> list:
+    """Per token set: {label: share of the rows not already predicted as the label that the insertion sends to
+    it}, over the labels with at least min_rows such rows."""
     rows = probe_rows(probe, cfg)
     base = predict(model, rows).cpu()
     # every set's rows in one call, so evaluation can group rows of similar length across sets; each set draws
-    # the same insertion positions (one seed): a fair comparison
+    # the same insertion positions (one seed): a fair comparison, and the same rows on every model
     inserted = [r for ids in token_sets for r in inserted_rows(rows, ids, torch.Generator().manual_seed(cfg.seed))]
     after_all = predict(model, as_tokens(inserted, rows.device)).cpu().view(len(token_sets), len(rows))
+    free = {c: (base != c).sum().item() for c in range(num_classes)}
+    return [{c: ((after == c) & (base != c)).sum().item() / free[c] for c in free if free[c] >= cfg.min_rows}
+            for after in after_all]
+
+
+def flip_rates(model, probe: Tokens, token_sets: list, num_classes: int, cfg: TokenScanConfig) -> pd.DataFrame:
+    """Per token set: the label it flips most rows to, and that flip rate (NaN when no label has min_rows rows
+    to flip)."""
     out = []
-    for ids, after in zip(token_sets, after_all):
-        rates = {c: ((after == c) & (base != c)).sum().item() / (base != c).sum().item()
-                 for c in range(num_classes) if (base != c).sum().item() >= cfg.min_rows}
+    for ids, rates in zip(token_sets, label_flip_rates(model, probe, token_sets, num_classes, cfg)):
         label = max(rates, key=rates.get) if rates else None
         out.append({"tokens": ids, "flip_label": label, "flip_rate": rates[label] if rates else float("nan")})
     return pd.DataFrame(out)
