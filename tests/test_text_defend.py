@@ -8,8 +8,8 @@ pytest.importorskip("transformers")
 
 from ebyd_utils.text import defend  # noqa: E402
 from ebyd_utils.text.config import get_text_profile  # noqa: E402
-from ebyd_utils.text.defenses.token_scan import (TokenScanConfig, candidate_sets, embedding_drift,  # noqa: E402
-                                                 insert_tokens, reset_tokens, word_embeddings)
+from ebyd_utils.text.defenses.token_scan import (TokenScanConfig, as_tokens, candidate_sets,  # noqa: E402
+                                                 embedding_drift, inserted_rows, reset_tokens, word_embeddings)
 from ebyd_utils.text.models import build_text_model, checkpoint_embeddings  # noqa: E402
 from ebyd_utils.text.pipeline import evaluate  # noqa: E402
 from ebyd_utils.text.tokens import Tokens  # noqa: E402
@@ -20,10 +20,10 @@ def scans(text_smoke, text_models, text_exposed):
     return defend.scan_table(text_smoke, *text_models, text_exposed)
 
 
-def test_insert_tokens_puts_the_ids_inside_the_sentence():
+def test_inserted_rows_put_the_ids_inside_the_sentence():
     ids = torch.tensor([[101, 5, 6, 102, 0], [101, 7, 102, 0, 0]])
     tokens = Tokens(ids, (ids != 0).long())
-    out = insert_tokens(tokens, (9, 8), torch.Generator().manual_seed(0))
+    out = as_tokens(inserted_rows(tokens, (9, 8), torch.Generator().manual_seed(0)), tokens.device)
     assert out.input_ids.shape == (2, 6) and out.attention_mask.sum(1).tolist() == [6, 5]
     for row, n, old in zip(out.input_ids.tolist(), out.attention_mask.sum(1).tolist(), ([5, 6], [7])):
         assert row[0] == 101 and row[n - 1] == 102

@@ -83,13 +83,9 @@ def candidate_sets(drift: torch.Tensor, cfg: TokenScanConfig) -> list[tuple]:
     return [(t,) for t in top] + list(itertools.combinations(top[: cfg.pair_candidates], 2))
 
 
-def insert_tokens(tokens: Tokens, ids: tuple, gen: torch.Generator) -> Tokens:
-    """Each row with the token ids inserted at random positions between [CLS] and [SEP] (rows right-padded)."""
-    return as_tokens(inserted_rows(tokens, ids, gen), tokens.device)
-
-
 def inserted_rows(tokens: Tokens, ids: tuple, gen: torch.Generator) -> list:
-    """insert_tokens' rows as lists of token ids (unpadded)."""
+    """Each row with the token ids inserted at random positions between [CLS] and [SEP], as a list of token ids
+    (unpadded; `as_tokens` pads them into a batch)."""
     rows = []
     lengths = tokens.attention_mask.sum(1).tolist()
     for row, n in zip(tokens.input_ids.cpu().tolist(), lengths):
