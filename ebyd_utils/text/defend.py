@@ -117,9 +117,10 @@ def _cached_reference_rates(setup: TextSetup, ref, model, exposure_key, exposure
 
 def flag_scans(scans: pd.DataFrame, margin: float) -> pd.DataFrame:
     """Per zoo model and exposure: the largest excess of a candidate's flip rate over the references' rate of
-    the same tokens (its score), flagged when that exceeds `margin` (the threshold), and the tokens to reset: those flagged alone,
-    and both of a flagged pair neither of whose tokens is flagged alone (a combined trigger). A reference rate
-    that cannot be told (NaN) counts as 1: nothing the references cannot read is flagged."""
+    the same tokens (its score), flagged when that exceeds `margin` (the threshold), and the tokens to reset:
+    those flagged alone, and both of a flagged pair neither of whose tokens is flagged alone (a combined
+    trigger). A reference rate that cannot be told (NaN) counts as 1: nothing the references cannot read is
+    flagged."""
     rows = []
     for (attack, seed, exposure), g in scans.groupby(["attack", "seed", "exposure"], sort=False):
         excess = g["flip_rate"].fillna(0.0) - g["reference_rate"].fillna(1.0)
@@ -130,8 +131,9 @@ def flag_scans(scans: pd.DataFrame, margin: float) -> pd.DataFrame:
                        {int(t) for pair in pairs if not set(pair) & alone for t in pair})
         top = g.loc[excess.idxmax()]
         rows.append({"attack": attack, "seed": seed, "exposure": exposure, "score": float(excess.max()),
-                     "threshold": margin, "flagged": bool(len(hits)), "top_words": top["words"], "top_label": top["flip_label"],
-                     "top_flip_rate": top["flip_rate"], "top_reference_rate": top["reference_rate"],
+                     "threshold": margin, "flagged": bool(len(hits)), "top_words": top["words"],
+                     "top_label": top["flip_label"], "top_flip_rate": top["flip_rate"],
+                     "top_reference_rate": top["reference_rate"],
                      "reset_tokens": " ".join(map(str, reset))})
     return pd.DataFrame(rows)
 
