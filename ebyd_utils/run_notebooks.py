@@ -9,7 +9,7 @@ are resolved against the repository root), so a notebook writes to the same plac
 bars are off unless --progress is given: each bar update would be stored in the executed copy. Executed
 copies go to results/executed/<name>.ipynb, and results/notebook_times.csv keeps one row per (notebook,
 profile, hardware): a re-run replaces its row, other rows stay. A notebook may have more runs at a profile with
-parameters of their own (NOTEBOOK_VARIANTS: notebook 09 on OffensEval and AG's News at quick); --no-variants skips them.
+parameters of their own (NOTEBOOK_VARIANTS: notebook 09 on OffensEval, AG's News and IMDB at quick); --no-variants skips them.
 
 A full run (no --only) first builds the profile's zoo -- every model, attack component and CUL run the
 notebooks ask for (`zoo.build`) -- in this process, or as Ray tasks with --workers N (or --address of a Ray
@@ -48,6 +48,7 @@ NOTEBOOK_VARIANTS = {
     ("09_text", "quick"): (
         ("offenseval", {"DATASET": "offenseval", "ATTACKS": "badnets_word,addsent,synbkd,bite,lwp"}),
         ("agnews", {"DATASET": "agnews", "ATTACKS": "badnets_word,addsent,stylebkd,bite,lwp"}),
+        ("imdb", {"DATASET": "imdb", "ATTACKS": "badnets_word,addsent,bite,lwp"}),
     ),
 }
 

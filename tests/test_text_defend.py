@@ -70,9 +70,9 @@ def test_the_scan_finds_and_the_reset_removes_the_word_trigger(text_smoke, text_
 
 
 def test_flags_follow_the_references_per_token_and_pairs_only_when_needed():
-    row = lambda attack, tokens, label, rate, ref: {"attack": attack, "seed": 0, "exposure": "none",  # noqa: E731
-                                                   "tokens": tokens, "words": tokens, "flip_label": label,
-                                                   "flip_rate": rate, "reference_rate": ref}
+    row = lambda attack, tokens, label, rate, ref, read=True: {  # noqa: E731
+        "attack": attack, "seed": 0, "exposure": "none", "tokens": tokens, "words": tokens, "flip_label": label,
+        "flip_rate": rate, "reference_read": read, "reference_rate": ref}
     scans = pd.DataFrame([
         row("lwp", "11", 0, 0.55, 0.5),            # flips the references almost as much: not flagged
         row("lwp", "11 12", 0, 0.95, 0.2),         # a pair only the suspect follows
@@ -81,6 +81,7 @@ def test_flags_follow_the_references_per_token_and_pairs_only_when_needed():
         row("bad", "30", 0, 1.0, 1.0),             # a natural word: flips every model, flagged in none
         row("clean", "40", 1, 0.97, 0.95),
         row("clean", "41", 0, 0.6, float("nan")),  # the references cannot tell: never flagged
+        row("addsent", "50", 0, 0.08, 0.0, False),  # below the table's margin, never read on the references
     ])
     flags = defend.flag_scans(scans, margin=0.1).set_index("attack")
     assert flags.loc["lwp", "reset_tokens"] == "11 12"          # a pair whose tokens are not flagged alone
@@ -88,7 +89,10 @@ def test_flags_follow_the_references_per_token_and_pairs_only_when_needed():
     assert flags.loc["bad", "reset_tokens"] == "21"              # 22 rides along with 21; 30 flips every model
     assert flags.loc["bad", "score"] == pytest.approx(0.9) and flags.loc[["lwp", "bad"], "flagged"].all()
     assert not flags.loc["clean", "flagged"] and flags.loc["clean", "score"] == pytest.approx(0.02)
-    assert (flags["threshold"] == 0.1).all()
+    assert (flags["threshold"] == 0.1).all() and not flags.loc["addsent", "flagged"]
+    # a smaller margin than the table was read at cannot flag a set the references never read
+    smaller = defend.flag_scans(scans, margin=0.01).set_index("attack")
+    assert not smaller.loc["addsent", "flagged"] and smaller.loc["addsent", "score"] == pytest.approx(0.08)
 
 
 def test_model_detection_and_removal_tables_cover_every_model(text_smoke, text_models, text_exposed, scans):
@@ -125,6 +129,7 @@ def test_the_scan_reads_each_candidate_on_the_references(text_smoke, scans):
     margin = text_smoke.profile.scan.margin
     assert {"reference_rate", "flip_rate"} <= set(scans.columns) and "role" not in scans
     low = scans["flip_rate"].fillna(0.0) <= margin
+    assert scans["reference_read"].equals(~low)                  # read exactly the sets above the margin
     assert (scans.loc[low, "reference_rate"] == 0.0).all()       # not read on the references: cannot flag
     read = scans.loc[~low, "reference_rate"]
     assert len(read) and read.dropna().between(0, 1).all()

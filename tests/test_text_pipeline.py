@@ -151,3 +151,12 @@ def test_an_empty_asr_set_is_an_error():
     attack = make_text_attack("addsent", target=1, rate=0.5, seed=0)
     with pytest.raises(ValueError, match="no ASR set"):
         attack.triggered_test(["good film", "fine"], torch.tensor([1, 1]))
+
+
+def test_a_dataset_brings_its_sizes_and_the_callers_overrides_win():
+    imdb = get_text_profile("quick", data=dict(dataset="imdb"))
+    assert (imdb.data.train_subset, imdb.data.test_subset, imdb.data.max_words) == (4000, 1000, 40)
+    assert get_text_profile("quick").data.train_subset == 0                      # SST-2 keeps all its rows
+    assert get_text_profile("quick", data=dict(dataset="agnews")).data.train_subset == 0
+    mine = get_text_profile("quick", data=dict(dataset="imdb", train_subset=500))
+    assert (mine.data.train_subset, mine.data.test_subset) == (500, 1000)

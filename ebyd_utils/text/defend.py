@@ -41,9 +41,10 @@ def _exposed_by_key(exposed: dict) -> dict:
 def scan_table(setup: TextSetup, suspects, references, exposed: dict) -> pd.DataFrame:
     """The token scan of every zoo model, on the model itself and on each exposed copy, each candidate set also
     read on the clean references exposed the same way. Columns: attack, seed, exposure, tokens (ids,
-    space-separated), words, drift, flip_label, flip_rate, reference_rate (the references' highest flip rate of
-    the same tokens to the same label; NaN where a reference has too few rows off that label to tell, and 0 for
-    sets that flip at most `margin` of the rows, which are not read on the references: they cannot be flagged)."""
+    space-separated), words, drift, flip_label, flip_rate, reference_read (whether the set was read on the
+    references: only sets flipping more than the profile's scan.margin of the rows are) and reference_rate (the
+    references' highest flip rate of the same tokens to the same label; NaN where a reference has too few rows
+    off that label to tell; 0 where not read)."""
     margin = setup.profile.scan.margin
     reference = checkpoint_embeddings(setup.profile.train.model)
     decode = _word_decoder(setup)
@@ -56,9 +57,10 @@ def scan_table(setup: TextSetup, suspects, references, exposed: dict) -> pd.Data
         rates = [_cached_reference_rates(setup, r, *read(r), name, tested) for r in references]
         for s in suspects:
             table = tables[s.key]
-            table["reference_rate"] = [_highest_rate(rates, t, label) if rate > margin else 0.0
-                                       for t, label, rate in zip(table["tokens"], table["flip_label"],
-                                                                 table["flip_rate"])]
+            table["reference_read"] = table["flip_rate"] > margin
+            table["reference_rate"] = [_highest_rate(rates, t, label) if read else 0.0
+                                       for t, label, read in zip(table["tokens"], table["flip_label"],
+                                                                 table["reference_read"])]
             frames[(s.key, name)] = table.assign(attack=s.label, seed=s.seed, exposure=name,
                                                  words=[decode(t) for t in table["tokens"]])
     order = [(s.key, name) for s in suspects for name in (NO_EXPOSURE, *copies)]
@@ -119,12 +121,13 @@ def flag_scans(scans: pd.DataFrame, margin: float) -> pd.DataFrame:
     """Per zoo model and exposure: the largest excess of a candidate's flip rate over the references' rate of
     the same tokens (its score), flagged when that exceeds `margin` (the threshold), and the tokens to reset:
     those flagged alone, and both of a flagged pair neither of whose tokens is flagged alone (a combined
-    trigger). A reference rate that cannot be told (NaN) counts as 1: nothing the references cannot read is
-    flagged."""
+    trigger). A reference rate that cannot be told (NaN) counts as 1, and a set the references never read
+    (`reference_read` false: scan_table reads only those above the profile's margin) is never flagged, whatever
+    `margin` is given here: nothing the references cannot read is flagged."""
     rows = []
     for (attack, seed, exposure), g in scans.groupby(["attack", "seed", "exposure"], sort=False):
         excess = g["flip_rate"].fillna(0.0) - g["reference_rate"].fillna(1.0)
-        hits = g[excess > margin]
+        hits = g[(excess > margin) & g["reference_read"].astype(bool)]
         alone = {t for t in hits["tokens"] if " " not in t}
         pairs = [t.split() for t in hits["tokens"] if " " in t]
         reset = sorted({int(t) for t in alone} |
