@@ -9,7 +9,8 @@ are resolved against the repository root), so a notebook writes to the same plac
 bars are off unless --progress is given: each bar update would be stored in the executed copy. Executed
 copies go to results/executed/<name>.ipynb, and results/notebook_times.csv keeps one row per (notebook,
 profile, hardware): a re-run replaces its row, other rows stay. A notebook may have more runs at a profile with
-parameters of their own (NOTEBOOK_VARIANTS: notebook 09 on OffensEval, AG's News and IMDB at quick); --no-variants skips them.
+parameters of their own (NOTEBOOK_VARIANTS: notebook 09 on OffensEval, AG's News and IMDB at quick);
+--no-variants skips them, and --only takes name prefixes (09_text selects all four runs, 09_text.ipynb SST-2's).
 
 A full run (no --only) first builds the profile's zoo -- every model, attack component and CUL run the
 notebooks ask for (`zoo.build`) -- in this process, or as Ray tasks with --workers N (or --address of a Ray

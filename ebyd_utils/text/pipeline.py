@@ -175,9 +175,9 @@ def expose_text(setup: TextSetup, suspect: Suspect, exposure: TextExposureConfig
             watch = lambda m: evaluate(small, m, suspect.attack)  # noqa: E731
         model = select_trainable(suspect.model, exposure.layers)
         try:
-            exposed, log = clean_unlearn(model, setup.defense, setup.defense_labels,
-                                         stop_rule(setup, exposure), setup.data.num_classes, probe_x=setup.probe, seed=restart,
-                                         monitor=watch, progress=progress)
+            exposed, log = clean_unlearn(model, setup.defense, setup.defense_labels, stop_rule(setup, exposure),
+                                         setup.data.num_classes, probe_x=setup.probe, seed=restart, monitor=watch,
+                                         progress=progress)
         finally:
             select_trainable(suspect.model, "all")     # the suspect itself stays fully trainable
         return dict(exposed.state_dict()), {"rows": log.to_dict("records"), "attrs": log.attrs}
