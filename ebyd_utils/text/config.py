@@ -12,9 +12,9 @@ from ..config import CULConfig, DetectionConfig, override
 from .attacks import TEXT_ATTACKS
 from .data import TEXT_DATASETS
 from .defenses.token_scan import TokenScanConfig, check_scan_config
+from .models import LAYER_CHOICES
 
 REFERENCE_SEED = 1000   # clean reference models are seeds 1000, 1001, ... (never a zoo seed)
-from .models import LAYER_CHOICES
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,8 @@ def get_text_profile(name: str, **overrides) -> TextProfile:
     named in the overrides brings its DATASET_SIZES for this profile first."""
     if name not in TEXT_PROFILES:
         raise ValueError(f"unknown text profile {name!r}; choose one of {list(TEXT_PROFILES)}")
-    dataset = overrides.get("data", {}).get("dataset") if isinstance(overrides.get("data"), dict) else None
+    data = overrides.get("data")
+    dataset = data.get("dataset") if isinstance(data, dict) else None
     base = override(TEXT_PROFILES[name], DATASET_SIZES.get((name, dataset), {}))
     profile = override(base, overrides)
     check_text_profile(profile)
