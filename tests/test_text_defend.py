@@ -93,6 +93,8 @@ def test_flags_follow_the_references_per_token_and_pairs_only_when_needed():
     # a smaller margin than the table was read at cannot flag a set the references never read
     smaller = defend.flag_scans(scans, margin=0.01).set_index("attack")
     assert not smaller.loc["addsent", "flagged"] and smaller.loc["addsent", "score"] == pytest.approx(0.08)
+    with pytest.raises(ValueError, match="reference_read.*scan_table"):
+        defend.flag_scans(scans.drop(columns="reference_read"), margin=0.1)
 
 
 def test_model_detection_and_removal_tables_cover_every_model(text_smoke, text_models, text_exposed, scans):

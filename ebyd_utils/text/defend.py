@@ -124,6 +124,10 @@ def flag_scans(scans: pd.DataFrame, margin: float) -> pd.DataFrame:
     trigger). A reference rate that cannot be told (NaN) counts as 1, and a set the references never read
     (`reference_read` false: scan_table reads only those above the profile's margin) is never flagged, whatever
     `margin` is given here: nothing the references cannot read is flagged."""
+    missing = {"reference_read", "reference_rate", "flip_rate"} - set(scans.columns)
+    if missing:
+        raise ValueError(f"the scan table lacks {sorted(missing)}: build it with defend.scan_table (a table from "
+                         f"before the per-token reference reading cannot be flagged)")
     rows = []
     for (attack, seed, exposure), g in scans.groupby(["attack", "seed", "exposure"], sort=False):
         excess = g["flip_rate"].fillna(0.0) - g["reference_rate"].fillna(1.0)
