@@ -160,3 +160,14 @@ def test_a_dataset_brings_its_sizes_and_the_callers_overrides_win():
     assert get_text_profile("quick", data=dict(dataset="agnews")).data.train_subset == 0
     mine = get_text_profile("quick", data=dict(dataset="imdb", train_subset=500))
     assert (mine.data.train_subset, mine.data.test_subset) == (500, 1000)
+
+
+def test_a_half_precision_checkpoint_fine_tunes_in_fp32(tmp_path):
+    # transformers 5 keeps a checkpoint's dtype; an fp16 copy of a model (e.g. one carried to a GPU in half
+    # precision) must still come back in fp32, which the optimiser and the bf16 autocast expect
+    import transformers
+    config = transformers.BertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                     intermediate_size=32, num_labels=2)
+    transformers.BertForSequenceClassification(config).half().save_pretrained(tmp_path)
+    model = build_text_model(str(tmp_path), 2, seed=0)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}

@@ -80,7 +80,9 @@ def build_text_model(model: str, num_classes: int, seed: int | None = None, pret
     if seed is not None:
         torch.manual_seed(seed)
     if pretrained:
-        net = tf.AutoModelForSequenceClassification.from_pretrained(model_source(model), config=config)
+        # fp32 whatever the checkpoint stores: transformers 5 keeps a half-precision checkpoint's dtype, and
+        # fine-tuning runs its own bf16 autocast over fp32 weights (the optimiser needs them)
+        net = tf.AutoModelForSequenceClassification.from_pretrained(model_source(model), config=config).float()
     else:
         net = tf.AutoModelForSequenceClassification.from_config(config)
     return TextClassifier(net)
