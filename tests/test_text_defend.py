@@ -138,3 +138,25 @@ def test_the_scan_reads_each_candidate_on_the_references(text_smoke, scans):
     # BadNets' rare-word trigger flips the suspect, not the clean reference
     bad = scans[(scans["attack"] == "badnets_word") & (scans["exposure"] == "none") & ~low]
     assert ((bad["flip_rate"] - bad["reference_rate"]) >= 0.8).any()
+
+
+def test_removal_and_baselines_come_back_from_the_cache(text_smoke, text_models, text_exposed, scans, monkeypatch):
+    from ebyd_utils.text import baselines
+    suspects, _ = text_models
+    flags = defend.flag_scans(scans, text_smoke.profile.scan.margin)
+    main = text_smoke.profile.exposures[0].name
+    exposed = {r["suspect"].key: r["model"] for r in text_exposed[main][0]}
+    cfg = baselines.BaselineConfig(rows=16, strip_copies=2)
+    removal = defend.removal_table(text_smoke, suspects, flags)
+    table = baselines.baseline_table(text_smoke, suspects, exposed, main, cfg)
+    assert set(table["variant"]) == {"STRIP on suspect", f"STRIP on {main}", "no filter", "ONION"}
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a cached removal or baseline unit was computed again")
+    for owner, name in ((defend, "evaluate"), (defend, "fine_tuned"), (defend, "reset_tokens"),
+                        (baselines, "strip_rows"), (baselines, "onion_rows"), (baselines.NgramScorer, "fit")):
+        monkeypatch.setattr(owner, name, refuse)
+    pd.testing.assert_frame_equal(defend.removal_table(text_smoke, suspects, flags), removal)
+    pd.testing.assert_frame_equal(baselines.baseline_table(text_smoke, suspects, exposed, main, cfg), table)
+    with pytest.raises(ValueError, match="not one of the profile"):
+        baselines.baseline_table(text_smoke, suspects, exposed, "cul-elsewhere", cfg)

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 
 import torch
 
+from ..config import as_dict
+from ..units import cached_unit
+from .data import texts_digest
 from .defenses import NgramScorer, onion_filter, onion_suspicion, strip_entropy, strip_threshold
 from .exposure import probe_outputs
 from .pipeline import TextSetup, context
@@ -84,22 +87,41 @@ def onion_rows(setup: TextSetup, suspect, triggered, clean, clean_labels, scorer
 
 def baseline_table(setup: TextSetup, suspects, exposed_models: dict, exposure_name: str,
                    cfg: BaselineConfig = BaselineConfig()):
-    """STRIP (suspect vs exposed) and ONION rows for every model; exposed_models: suspect key -> exposed model."""
+    """STRIP (suspect vs exposed) and ONION rows for every model; exposed_models: suspect key -> the model exposed
+    by the profile's exposure `exposure_name`. Each model's rows are a cached unit ("textbaseline")."""
     import pandas as pd
 
-    scorer = NgramScorer.fit(setup.data.defense_texts)
-    threshold = onion_threshold(scorer, seeded_rows(setup.data.probe_texts, cfg.rows), cfg.onion_clean_quantile)
-    keep = seeded_rows(range(len(setup.data.test_texts)), cfg.rows)     # the same draw, as row indices
-    clean = [setup.data.test_texts[i] for i in keep]
-    clean_labels = setup.data.test_labels[keep]
+    exposure = {e.name: e for e in setup.profile.exposures}.get(exposure_name)
+    if exposure is None:
+        raise ValueError(f"exposure {exposure_name!r} is not one of the profile's "
+                         f"{[e.name for e in setup.profile.exposures]}")
+    onion = {}     # ONION's n-gram model and threshold: fitted once, and only when some model's rows are missing
+
+    def onion_fit():
+        if not onion:
+            scorer = NgramScorer.fit(setup.data.defense_texts)
+            onion.update(scorer=scorer, threshold=onion_threshold(
+                scorer, seeded_rows(setup.data.probe_texts, cfg.rows), cfg.onion_clean_quantile))
+        return onion["scorer"], onion["threshold"]
+
     rows = []
     for s in suspects:
-        triggered = []
-        if s.attack is not None:
-            texts, _, _ = s.attack.triggered_test(setup.data.test_texts, setup.data.test_labels)
-            triggered = seeded_rows(texts, cfg.rows)
-        found = strip_rows(setup, s, exposed_models[s.key], exposure_name, triggered, clean, cfg)
-        found += onion_rows(setup, s, triggered, clean, clean_labels, scorer, threshold)
-        rows += [{**context(setup), "attack": s.label, "seed": s.seed, **r, "onion_threshold": threshold}
-                 for r in found]
+        def compute(s=s):
+            scorer, threshold = onion_fit()
+            keep = seeded_rows(range(len(setup.data.test_texts)), cfg.rows)     # the same draw, as row indices
+            clean = [setup.data.test_texts[i] for i in keep]
+            triggered = []
+            if s.attack is not None:
+                texts, _, _ = s.attack.triggered_test(setup.data.test_texts, setup.data.test_labels)
+                triggered = seeded_rows(texts, cfg.rows)
+            found = strip_rows(setup, s, exposed_models[s.key], exposure_name, triggered, clean, cfg)
+            found += onion_rows(setup, s, triggered, clean, setup.data.test_labels[keep], scorer, threshold)
+            return {}, {"rows": [{**r, "onion_threshold": threshold} for r in found]}
+
+        # the suspect's key holds its data and attack; the exposed model is the suspect's under this exposure
+        params = {"suspect": s.key, "exposure": as_dict(exposure), "monitor": setup.profile.monitor_size,
+                  "baseline": as_dict(cfg), "probe": texts_digest(setup.data.probe_texts)}
+        unit = cached_unit("textbaseline", params, compute, setup.cache_dir, device=setup.device,
+                           label=f"STRIP and ONION on {s.label} seed {s.seed}")
+        rows += [{**context(setup), "attack": s.label, "seed": s.seed, **r} for r in unit.info["rows"]]
     return pd.DataFrame(rows)

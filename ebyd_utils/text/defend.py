@@ -160,10 +160,15 @@ def model_detection(scores: pd.DataFrame, resamples: int = 2000) -> pd.DataFrame
     return metrics_table(scores, resamples=resamples)
 
 
+def ft_config(setup: TextSetup) -> TextTrainConfig:
+    """FT's recipe: the training recipe at the removal settings' epochs and learning rate."""
+    p = setup.profile
+    return TextTrainConfig(**{**as_dict(p.train), "epochs": p.removal.ft_epochs, "lr": p.removal.ft_lr})
+
+
 def fine_tuned(setup: TextSetup, suspect):
     """FT: a copy of the suspect fine-tuned on the defense rows (cached unit "textrepair")."""
-    p = setup.profile
-    cfg = TextTrainConfig(**{**as_dict(p.train), "epochs": p.removal.ft_epochs, "lr": p.removal.ft_lr})
+    cfg = ft_config(setup)
 
     def compute():
         model = model_from_tensors(setup, {k: v.clone() for k, v in suspect.model.state_dict().items()})
@@ -177,18 +182,30 @@ def fine_tuned(setup: TextSetup, suspect):
     return model_from_tensors(setup, unit.tensors)
 
 
+def repaired_metrics(setup: TextSetup, suspect, change: dict, repair) -> dict:
+    """CA / ASR (evaluation side) of the suspect after a repair, cached (unit "textremovaleval"): `change` names
+    the repair in full ({"method": "ft", "train": ...} or {"method": "token reset", "tokens": ...}) and
+    `repair()` builds the repaired model, only when the unit is not in the cache."""
+    unit = cached_unit("textremovaleval", {"suspect": suspect.key, "change": change},
+                       lambda: ({}, evaluate(setup, repair(), suspect.attack)), setup.cache_dir,
+                       device=setup.device, label=f"{change['method']} on {suspect.label} seed {suspect.seed}")
+    return unit.info
+
+
 def removal_table(setup: TextSetup, suspects, flags: pd.DataFrame) -> pd.DataFrame:
     """FT and the token reset (decided on the suspect and on each exposed copy) for every zoo model: CA and ASR
     before and after (evaluation side) and DER. A reset that flags nothing leaves the model as it is."""
+    ft = {"method": "ft", "train": as_dict(ft_config(setup))}
     rows = []
     for s in suspects:
         before = {"CA": s.record["CA"], "ASR": s.record.get("ASR")}
-        variants = [("FT", NO_EXPOSURE, "", evaluate(setup, fine_tuned(setup, s), s.attack))]
+        variants = [("FT", NO_EXPOSURE, "", repaired_metrics(setup, s, ft, lambda s=s: fine_tuned(setup, s)))]
         measured = {"": before}        # reset tokens -> metrics: each distinct reset is built and evaluated once
         for _, f in flags[(flags["attack"] == s.label) & (flags["seed"] == s.seed)].iterrows():
             tokens = f["reset_tokens"]
             if tokens not in measured:
-                measured[tokens] = evaluate(setup, reset_tokens(s.model, tokens.split()), s.attack)
+                measured[tokens] = repaired_metrics(setup, s, {"method": "token reset", "tokens": tokens},
+                                                    lambda s=s, t=tokens: reset_tokens(s.model, t.split()))
             variants.append(("token reset", f["exposure"], tokens, measured[tokens]))
         for method, exposure, tokens, after in variants:
             row = {**context(setup), "attack": s.label, "seed": s.seed, "method": method, "exposure": exposure,
