@@ -67,19 +67,18 @@ def build_profile(args):
     return profile
 
 
-def run_unit(args, setup, spec: str) -> dict:
-    """One unit in this process: train (or load) a model, or train it and run every exposure of the profile."""
-    kind, attack, seed = spec.split(":")
-    attack = None if attack == "clean" else attack
+def run_unit(setup, spec: str) -> dict:
+    """One unit in this process (spec "expose:<attack or clean>:<seed>"): train (or load) the model, then run
+    every exposure of the profile on it."""
+    _, attack, seed = spec.split(":")
     start = time.perf_counter()
-    suspect = train_text_suspect(setup, attack, int(seed), progress=False)
+    suspect = train_text_suspect(setup, None if attack == "clean" else attack, int(seed), progress=False)
     row = {"unit": spec, "attack": suspect.label, "seed": int(seed), "CA": suspect.record["CA"],
            "ASR": suspect.record.get("ASR"), "train_seconds": suspect.record["train_seconds"]}
-    if kind == "expose":
-        for e in setup.profile.exposures:
-            _, log = expose_text(setup, suspect, e, monitor=True, progress=False)
-            row[f"{e.name}_stop_epoch"] = log.attrs.get("stop_epoch")
-            row[f"{e.name}_seconds"] = log.attrs.get("seconds")
+    for e in setup.profile.exposures:
+        _, log = expose_text(setup, suspect, e, monitor=True, progress=False)
+        row[f"{e.name}_stop_epoch"] = log.attrs.get("stop_epoch")
+        row[f"{e.name}_seconds"] = log.attrs.get("seconds")
     return {**row, "wall_s": round(time.perf_counter() - start, 1)}
 
 
@@ -205,7 +204,7 @@ def main():
     profile = build_profile(args)
     setup = setup_text(profile, args.data_dir, args.device, args.cache_dir)
     if args.unit:
-        print(json.dumps(run_unit(args, setup, args.unit), default=str), flush=True)
+        print(json.dumps(run_unit(setup, args.unit), default=str), flush=True)
         return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
