@@ -19,7 +19,6 @@ import torch
 
 from ..config import as_dict
 from ..units import cached_unit
-from .data import texts_digest
 from .defenses import NgramScorer, onion_filter, onion_suspicion, strip_entropy, strip_threshold
 from .exposure import probe_outputs
 from .pipeline import TextSetup, context
@@ -118,9 +117,9 @@ def baseline_table(setup: TextSetup, suspects, exposed_models: dict, exposure_na
             found += onion_rows(setup, s, triggered, clean, setup.data.test_labels[keep], scorer, threshold)
             return {}, {"rows": [{**r, "onion_threshold": threshold} for r in found]}
 
-        # the suspect's key holds its data and attack; the exposed model is the suspect's under this exposure
-        params = {"suspect": s.key, "exposure": as_dict(exposure), "monitor": setup.profile.monitor_size,
-                  "baseline": as_dict(cfg), "probe": texts_digest(setup.data.probe_texts)}
+        # the suspect's key holds its data (defense, probe and test rows) and attack; the exposed model is the
+        # suspect's under this exposure
+        params = {"suspect": s.key, "exposure": as_dict(exposure), "baseline": as_dict(cfg)}
         unit = cached_unit("textbaseline", params, compute, setup.cache_dir, device=setup.device,
                            label=f"STRIP and ONION on {s.label} seed {s.seed}")
         rows += [{**context(setup), "attack": s.label, "seed": s.seed, **r} for r in unit.info["rows"]]
