@@ -1,5 +1,6 @@
 # The companion's entry points. Everything runs from the project's own virtual environment (.venv).
 #   make test                      install if needed, run the tests
+#   make lint                      ruff: the stated rule set and the formatter's check (CI runs it first)
 #   make figures PROFILE=quick     run notebooks/*.ipynb in order (papermill), writing results/ and figures
 #   make figures WORKERS=4         ... after building the profile's zoo with 4 Ray workers (or RAY_ADDRESS=auto)
 #   make zoo PROFILE=quick WORKERS=2   only build the zoo (every model and CUL run), with a progress bar
@@ -22,7 +23,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 CIFAR_TAR := $(SHARED)/data/cifar10-jpg.tar.gz
 
-.PHONY: venv install test figures zoo bench lab data clean-cache
+.PHONY: venv install test lint figures zoo bench lab data clean-cache
 
 venv install: $(VENV)/.installed
 
@@ -41,7 +42,13 @@ $(VENV)/.lab-installed: $(VENV)/.installed
 	touch $@
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -q --durations=20
+	SHARED=$(SHARED) $(PY) -m pytest -q --durations=20
+
+# the rule set and the formatter live in pyproject.toml ([tool.ruff]); `ruff format .` and `ruff check --fix .`
+# mend most of what this reports
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 figures: $(VENV)/.installed
 	$(PY) -m ebyd_utils.run_notebooks --profile $(PROFILE) --device $(DEVICE) --data-dir $(DATA_DIR) $(FANOUT)

@@ -22,6 +22,7 @@ Measures, on the profile's model and recipe:
 Writes results/benchmarks.csv (columns benchmark, loop, metric, value, unit, profile, dataset, hardware, date);
 rows of other profiles or hardware already in that file are kept.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,19 +34,20 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from reference_loop import PILImages, fp32_accuracy, imagefolder_train, reference_epochs, train_transform
 from tqdm.auto import tqdm
 
+from ebyd_utils import pipeline
 from ebyd_utils.config import get_profile
+from ebyd_utils.core.store import hardware_name, write_csv
 from ebyd_utils.data import load_data, resolve_cifar_dir
 from ebyd_utils.defenses import detect_label, mm_bd, recover_trigger, share_variance, shares_at_stop
+from ebyd_utils.defenses.removal import REMOVAL
+from ebyd_utils.experiments import removal
+from ebyd_utils.experiments.model_detection import mmbd_settings
+from ebyd_utils.experiments.trigger_recovery import method_settings
 from ebyd_utils.expose import clean_unlearn
-from ebyd_utils import pipeline
-from ebyd_utils.model_detection import mmbd_settings
-from ebyd_utils.recovery import method_settings
-from ebyd_utils import removal
-from ebyd_utils.results import hardware_name, write_csv
 from ebyd_utils.train import accuracy, pick_device, train_model
-from reference_loop import PILImages, fp32_accuracy, imagefolder_train, reference_epochs, train_transform
 
 COLUMNS = ["benchmark", "loop", "metric", "value", "unit", "profile", "dataset", "hardware", "date"]
 
@@ -68,7 +70,7 @@ def time_ours_to_target(model, x, y, cfg, evaluate, target, device):
     def on_epoch(m, epoch):
         sync(device)
         state["clock"] += time.perf_counter() - state["start"]
-        state.update(epoch=epoch, ca=evaluate(m))                # not timed
+        state.update(epoch=epoch, ca=evaluate(m))  # not timed
         if state["ca"] >= target:
             raise TargetReached
         state["start"] = time.perf_counter()
@@ -89,11 +91,11 @@ def time_to_target(epochs_iter, evaluate, target, max_epochs, device, desc):
     for epoch, model in enumerate(epochs_iter, 1):
         sync(device)
         clock += time.perf_counter() - start
-        ca = evaluate(model)                       # not timed
+        ca = evaluate(model)  # not timed
         bar.update()
         bar.set_postfix(CA=f"{ca:.3f}", train_s=f"{clock:.0f}")
         if ca >= target:
-            epochs_iter.close()                    # stops the loop (and its DataLoader workers)
+            epochs_iter.close()  # stops the loop (and its DataLoader workers)
             bar.close()
             return clock, epoch, ca
         start = time.perf_counter()
@@ -108,6 +110,7 @@ def zoo_build_times(args, profile) -> dict:
     import tempfile
 
     from ebyd_utils import zoo
+    from ebyd_utils.core.fanout import Fanout
 
     table = zoo.zoo_table(profile)
     table = table[table["role"] == "suspect"].head(args.zoo_models)
@@ -118,13 +121,17 @@ def zoo_build_times(args, profile) -> dict:
             data_cache.mkdir(parents=True, exist_ok=True)
             Path(tmp, "data").symlink_to(data_cache)
             start = time.perf_counter()
-            report = zoo.build(profile, table, args.data_dir, tmp, args.device, workers=workers)
+            run = pipeline.setup(profile, args.data_dir, args.device, tmp, progress=False)
+            report = zoo.build(run, Fanout(workers=workers), table)
             seconds = time.perf_counter() - start
         if not (report["status"] == "done").all():
             raise SystemExit(f"zoo build failed:\n{report[report['status'] != 'done'].to_string()}")
-        out[loop] = {"seconds": (seconds, "s"), "units": (len(report), "units"),
-                     "units_per_min": (60 * len(report) / seconds, "units/min"),
-                     "threads_per_unit": (report["threads"].max(), "threads")}
+        out[loop] = {
+            "seconds": (seconds, "s"),
+            "units": (len(report), "units"),
+            "units_per_min": (60 * len(report) / seconds, "units/min"),
+            "threads_per_unit": (report["threads"].max(), "threads"),
+        }
     first, second = out
     out[f"{second}/{first}"] = {"speedup": (out[first]["seconds"][0] / out[second]["seconds"][0], "x")}
     return out
@@ -136,8 +143,7 @@ def reference_dataset(args, profile, data):
         return PILImages(data.train_x, data.train_y, transform)
     root, layout = resolve_cifar_dir(args.data_dir)
     if profile.data.dataset != "cifar10" or layout != "imagefolder":
-        raise SystemExit("--reference imagefolder needs CIFAR-10 as image files: "
-                         "DATA_DIR/[cifar10-jpg/]train/<class>/")
+        raise SystemExit("--reference imagefolder needs CIFAR-10 as image files: DATA_DIR/[cifar10-jpg/]train/<class>/")
     return imagefolder_train(root, data, profile.data, transform)
 
 
@@ -147,17 +153,25 @@ def main():
     ap.add_argument("--data-dir", default="data")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--steps", type=int, default=100, help="training steps per loop for the img/s part")
-    ap.add_argument("--max-epochs", type=int, default=None,
-                    help="epoch budget (and schedule length) of the time-to-CA part; default: the profile's epochs")
+    ap.add_argument(
+        "--max-epochs",
+        type=int,
+        default=None,
+        help="epoch budget (and schedule length) of the time-to-CA part; default: the profile's epochs",
+    )
     ap.add_argument("--target-ca", type=float, default=0.80)
     ap.add_argument("--skip-time-to-80", action="store_true", help="skip the time-to-CA part (the slow one)")
     ap.add_argument("--skip-cul", action="store_true", help="skip CUL and detection (they need a trained model)")
     ap.add_argument("--skip-recovery", action="store_true", help="skip the trigger-recovery timing")
     ap.add_argument("--skip-detection", action="store_true", help="skip the MM-BD timing")
     ap.add_argument("--skip-removal", action="store_true", help="skip the removal timings")
-    ap.add_argument("--reference", choices=("memory", "imagefolder"), default="memory",
-                    help="reference images: 'memory' = uint8 arrays -> PIL per sample, as torchvision's CIFAR10 "
-                         "(what the official code uses); 'imagefolder' = JPEG files decoded per sample")
+    ap.add_argument(
+        "--reference",
+        choices=("memory", "imagefolder"),
+        default="memory",
+        help="reference images: 'memory' = uint8 arrays -> PIL per sample, as torchvision's CIFAR10 "
+        "(what the official code uses); 'imagefolder' = JPEG files decoded per sample",
+    )
     ap.add_argument("--num-workers", type=int, default=2, help="reference DataLoader workers")
     ap.add_argument("--zoo-models", type=int, default=4, help="models of the zoo-build part (0 skips it)")
     ap.add_argument("--zoo-workers", type=int, default=2, help="Ray workers of the zoo-build part")
@@ -165,7 +179,7 @@ def main():
     ap.add_argument("--notebook-times", default="results/notebook_times.csv")
     ap.add_argument("--out", default="results/benchmarks.csv")
     args = ap.parse_args()
-    if args.steps < 2:   # train_model's onecycle schedule divides by (steps - warm-up steps): 1 step fails
+    if args.steps < 2:  # train_model's onecycle schedule divides by (steps - warm-up steps): 1 step fails
         ap.error("--steps must be at least 2")
 
     profile = get_profile(args.profile)
@@ -174,16 +188,29 @@ def main():
     if device.type == "cpu" and profile.name == "paper":
         print("warning: the paper profile (ResNet-18, 60 epochs) is sized for a GPU; this will take very long")
     data = load_data(profile.data, data_dir=args.data_dir, cache_dir=args.cache_dir, device=device)
-    context = {"profile": profile.name, "dataset": data.name, "hardware": hardware_name(device),
-               "date": datetime.date.today().isoformat()}
+    run = pipeline.Run(profile, data, args.cache_dir, progress=True, data_dir=args.data_dir)
+    context = {
+        "profile": profile.name,
+        "dataset": data.name,
+        "hardware": hardware_name(device),
+        "date": datetime.date.today().isoformat(),
+    }
     rows = []
 
     def add(benchmark, loop, metric, value, unit):
-        rows.append({"benchmark": benchmark, "loop": loop, "metric": metric,
-                     "value": float("nan") if value is None else float(value), "unit": unit, **context})
+        rows.append(
+            {
+                "benchmark": benchmark,
+                "loop": loop,
+                "metric": metric,
+                "value": float("nan") if value is None else float(value),
+                "unit": unit,
+                **context,
+            }
+        )
 
     def new_model():
-        return pipeline.new_model(profile, data, seed=0)     # the same seeded initialisation for both loops
+        return pipeline.new_model(profile, data, seed=0)  # the same seeded initialisation for both loops
 
     ref_data = reference_dataset(args, profile, data)
     print(f"{profile.name} profile, {data.name}, {len(data.train_y)} training images, {context['hardware']}")
@@ -196,14 +223,29 @@ def main():
     seconds = {}
     sync(device)
     start = time.perf_counter()
-    train_model(new_model(), data.train_x[pick.to(device)], data.train_y[pick.to(device)],
-                dataclasses.replace(cfg, epochs=1), seed=0, desc="ours: throughput")
+    train_model(
+        new_model(),
+        data.train_x[pick.to(device)],
+        data.train_y[pick.to(device)],
+        dataclasses.replace(cfg, epochs=1),
+        seed=0,
+        desc="ours: throughput",
+    )
     sync(device)
     seconds["ours"] = time.perf_counter() - start
     subset = torch.utils.data.Subset(ref_data, pick.tolist())
     start = time.perf_counter()
-    for _ in reference_epochs(new_model(), subset, cfg, 0, 1, device, args.num_workers,
-                              whiten_x=data.train_x[pick.to(device)], desc="reference: throughput"):
+    for _ in reference_epochs(
+        new_model(),
+        subset,
+        cfg,
+        0,
+        1,
+        device,
+        args.num_workers,
+        whiten_x=data.train_x[pick.to(device)],
+        desc="reference: throughput",
+    ):
         pass
     sync(device)
     seconds["reference"] = time.perf_counter() - start
@@ -219,12 +261,25 @@ def main():
         recipe = dataclasses.replace(cfg, epochs=max_epochs)
         label = f"seconds_to_CA_{args.target_ca:.2f}"
         runs = {
-            "ours": time_ours_to_target(new_model(), data.train_x, data.train_y, recipe,
-                                        lambda m: accuracy(m, data.test_x, data.test_y), args.target_ca, device),
-            "reference": time_to_target(reference_epochs(new_model(), ref_data, recipe, 0, max_epochs, device,
-                                                         args.num_workers, whiten_x=data.train_x),
-                                        lambda m: fp32_accuracy(m, data.test_x, data.test_y), args.target_ca,
-                                        max_epochs, device, "reference: to target CA"),
+            "ours": time_ours_to_target(
+                new_model(),
+                data.train_x,
+                data.train_y,
+                recipe,
+                lambda m: accuracy(m, data.test_x, data.test_y),
+                args.target_ca,
+                device,
+            ),
+            "reference": time_to_target(
+                reference_epochs(
+                    new_model(), ref_data, recipe, 0, max_epochs, device, args.num_workers, whiten_x=data.train_x
+                ),
+                lambda m: fp32_accuracy(m, data.test_x, data.test_y),
+                args.target_ca,
+                max_epochs,
+                device,
+                "reference: to target CA",
+            ),
         }
         for loop, (secs, epochs_run, ca) in runs.items():
             add("time_to_ca", loop, label, secs, "s")
@@ -239,11 +294,12 @@ def main():
     # d) defender's cost per model: CUL (with its own defense-side logging, no evaluation monitor) on a
     # BadNets model from the pipeline's cache (trained once if absent), then label detection on its log.
     if not args.skip_cul:
-        suspect = pipeline.train_suspect(profile, data, "badnets", seed=0, cache_dir=args.cache_dir)
+        suspect = pipeline.train_suspect(run, "badnets", seed=0)
         sync(device)
         start = time.perf_counter()
-        _, log = clean_unlearn(suspect.model, data.defense_x, data.defense_y, profile.cul, data.num_classes,
-                               probe_x=data.probe_x, seed=0)
+        _, log = clean_unlearn(
+            suspect.model, data.defense_x, data.defense_y, profile.cul, data.num_classes, probe_x=data.probe_x, seed=0
+        )
         sync(device)
         cul_seconds = time.perf_counter() - start
         add("cul", "ours", "seconds_per_model", cul_seconds, "s")
@@ -254,18 +310,29 @@ def main():
         add("label_detection", "ours", "seconds_per_model", detect_seconds, "s")
         start = time.perf_counter()
         share_variance(shares_at_stop(log))
-        add("model_detection", "exposure", "seconds_per_model",
-            profile.detection.restarts * cul_seconds + detect_seconds, "s")
+        add(
+            "model_detection",
+            "exposure",
+            "seconds_per_model",
+            profile.detection.restarts * cul_seconds + detect_seconds,
+            "s",
+        )
         add("model_detection", "unlearning", "seconds_per_model", cul_seconds + time.perf_counter() - start, "s")
 
     # g) trigger recovery of one model, each method at the profile's budget (not cached: timed afresh)
     if not args.skip_recovery:
-        suspect = pipeline.train_suspect(profile, data, "badnets", seed=0, cache_dir=args.cache_dir)
+        suspect = pipeline.train_suspect(run, "badnets", seed=0)
         for method in profile.recovery.methods:
             sync(device)
             start = time.perf_counter()
-            recover_trigger(method, suspect.model, data.defense_x, data.defense_y, seed=profile.recovery.seed,
-                            **method_settings(profile, method))
+            recover_trigger(
+                method,
+                suspect.model,
+                data.defense_x,
+                data.defense_y,
+                seed=profile.recovery.seed,
+                **method_settings(profile, method),
+            )
             sync(device)
             add("trigger_recovery", method, "seconds_per_model", time.perf_counter() - start, "s")
             if method == "nc":
@@ -273,7 +340,7 @@ def main():
 
     # h) MM-BD on one model (data-free), at the profile's budget
     if not args.skip_detection:
-        suspect = pipeline.train_suspect(profile, data, "badnets", seed=0, cache_dir=args.cache_dir)
+        suspect = pipeline.train_suspect(run, "badnets", seed=0)
         sync(device)
         start = time.perf_counter()
         mm_bd(suspect.model, tuple(data.train_x.shape[1:]), data.num_classes, seed=0, **mmbd_settings(profile))
@@ -282,18 +349,30 @@ def main():
 
     # i) backdoor removal of one model, each method on its own (not cached: timed afresh)
     if not args.skip_removal:
-        suspect = pipeline.train_suspect(profile, data, "badnets", seed=0, cache_dir=args.cache_dir)
-        nc = recover_trigger("nc", suspect.model, data.defense_x, data.defense_y, seed=profile.recovery.seed,
-                             **method_settings(profile, "nc"))
+        suspect = pipeline.train_suspect(run, "badnets", seed=0)
+        nc = recover_trigger(
+            "nc",
+            suspect.model,
+            data.defense_x,
+            data.defense_y,
+            seed=profile.recovery.seed,
+            **method_settings(profile, "nc"),
+        )
         label = nc.flagged_label if nc.flagged_label is not None else nc.classes[int(nc.norms.argmin())]
         mask, pattern = nc.trigger(label)
         for method in profile.removal.methods:
-            fn, _ = removal.METHODS[method]
+            fn, _ = REMOVAL[method]
             extra = {"recovered_mask": mask, "recovered_pattern": pattern} if method == "nc_unlearning" else {}
             sync(device)
             start = time.perf_counter()
-            fn(suspect.model, data.defense_x, data.defense_y, seed=profile.removal.seed, **extra,
-               **removal.method_settings(profile, method))
+            fn(
+                suspect.model,
+                data.defense_x,
+                data.defense_y,
+                seed=profile.removal.seed,
+                **extra,
+                **removal.method_settings(profile, method),
+            )
             sync(device)
             add("removal", method, "seconds_per_model", time.perf_counter() - start, "s")
 
@@ -308,17 +387,31 @@ def main():
     if nb_path.exists():
         date = datetime.date.fromtimestamp(nb_path.stat().st_mtime).isoformat()
         for r in pd.read_csv(nb_path).itertuples():
-            rows.append({"benchmark": "notebook", "loop": r.notebook, "metric": "wall_time", "value": r.seconds,
-                         "unit": "s", "profile": r.profile, "dataset": "", "hardware": r.hardware, "date": date})
+            rows.append(
+                {
+                    "benchmark": "notebook",
+                    "loop": r.notebook,
+                    "metric": "wall_time",
+                    "value": r.seconds,
+                    "unit": "s",
+                    "profile": r.profile,
+                    "dataset": "",
+                    "hardware": r.hardware,
+                    "date": date,
+                }
+            )
 
     table = pd.DataFrame(rows, columns=COLUMNS)
     print(table[["benchmark", "loop", "metric", "value", "unit", "profile"]].to_string(index=False))
     out = Path(args.out)
-    if out.exists():    # replace only what this run measured; notebook rows are re-read each time
+    if out.exists():  # replace only what this run measured; notebook rows are re-read each time
         old = pd.read_csv(out)
         measured = set(table["benchmark"]) - {"notebook"}
-        same = old["benchmark"].isin(measured) & (old["profile"] == profile.name) & \
-            (old["hardware"] == context["hardware"])
+        same = (
+            old["benchmark"].isin(measured)
+            & (old["profile"] == profile.name)
+            & (old["hardware"] == context["hardware"])
+        )
         table = pd.concat([old[~same & (old["benchmark"] != "notebook")], table], ignore_index=True)
     print(f"wrote {write_csv(table[COLUMNS], out)}")
 

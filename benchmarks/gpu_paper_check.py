@@ -11,6 +11,7 @@ Writes, under --out (each file as soon as its part is done, so a cut-off run sti
 If one epoch would take so long that 60 do not fit --budget-s, the recipe is shortened (epochs and milestones
 scaled together) and the record says so; nothing is silently changed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,7 +53,7 @@ def fit_recipe(profile, data, budget_s: float, overrides: dict):
     """The paper recipe, or (if 60 epochs would overrun the budget) the same recipe with fewer epochs."""
     epoch_s = seconds_per_epoch(profile, data)
     epochs = profile.train.epochs
-    if epoch_s * 1.15 * epochs > budget_s:      # 15%: augmentation, schedule and evaluation on top of the steps
+    if epoch_s * 1.15 * epochs > budget_s:  # 15%: augmentation, schedule and evaluation on top of the steps
         scale = budget_s / (epoch_s * 1.15 * epochs)
         epochs = max(4, int(epochs * scale))
         milestones = tuple(max(1, round(m * epochs / profile.train.epochs)) for m in profile.train.milestones)
@@ -62,20 +63,39 @@ def fit_recipe(profile, data, budget_s: float, overrides: dict):
 
 def packing(data_dir, cache_dir, out: Path, ns=(1, 2, 3)) -> None:
     """Wall time of 2-epoch paper trainings run as 1, 2 or 3 processes at once on the one GPU."""
-    code = ("import sys; sys.path.insert(0, %r)\n"
-            "from ebyd_utils import pipeline as pl; from ebyd_utils.config import get_profile\n"
-            "p = get_profile('paper', train=dict(epochs=2, milestones=()))\n"
-            "d = pl.setup(p, %r, 'cuda', %r)\n"
-            "pl.train_suspect(p, d, 'badnets', seed=int(sys.argv[1]), cache_dir=sys.argv[2], progress=False)\n")
+    code = (
+        "import sys; sys.path.insert(0, %r)\n"
+        "from ebyd_utils import pipeline as pl; from ebyd_utils.config import get_profile\n"
+        "p = get_profile('paper', train=dict(epochs=2, milestones=()))\n"
+        "r = pl.setup(p, %r, 'cuda', sys.argv[2], progress=False)\n"
+        "pl.train_suspect(r, 'badnets', seed=int(sys.argv[1]))\n"
+    )
     rows = []
     for n in ns:
         start = time.perf_counter()
-        procs = [subprocess.Popen([sys.executable, "-c", code % (str(REPO), str(data_dir), str(cache_dir)),
-                                   str(100 + 10 * n + i), str(cache_dir / f"pack{n}_{i}")]) for i in range(n)]
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    code % (str(REPO), str(data_dir)),
+                    str(100 + 10 * n + i),
+                    str(cache_dir / f"pack{n}_{i}"),
+                ]
+            )
+            for i in range(n)
+        ]
         codes = [p.wait() for p in procs]
         wall = time.perf_counter() - start
-        rows.append({"processes": n, "wall_s": round(wall, 1), "models_per_min": round(60 * n / wall, 2),
-                     "exit_codes": ",".join(map(str, codes)), "epochs_per_model": 2})
+        rows.append(
+            {
+                "processes": n,
+                "wall_s": round(wall, 1),
+                "models_per_min": round(60 * n / wall, 2),
+                "exit_codes": ",".join(map(str, codes)),
+                "epochs_per_model": 2,
+            }
+        )
         pd.DataFrame(rows).to_csv(out / "gpu_packing.csv", index=False)
         print(rows[-1], flush=True)
 
@@ -96,33 +116,55 @@ def main():
     t0 = time.perf_counter()
     overrides = {"data": dict(train_subset=args.train_subset)} if args.train_subset else {}
     profile = get_profile("paper", **overrides)
-    data = pl.setup(profile, args.data_dir, args.device, cache)
+    run = pl.setup(profile, args.data_dir, args.device, cache, progress=False)
+    data = run.data
     print(f"data on {data.train_x.device} in {time.perf_counter() - t0:.0f} s: {data.name}", flush=True)
 
     profile, epoch_s = fit_recipe(profile, data, args.budget_s, overrides)
-    print(f"~{epoch_s:.1f} s per epoch of steps; recipe: {profile.train.epochs} epochs, milestones "
-          f"{profile.train.milestones}", flush=True)
-    suspect = pl.train_suspect(profile, data, None if args.attack == "clean" else args.attack, seed=0, cache_dir=cache, progress=False)
-    record = {**suspect.record, "epochs_run": profile.train.epochs, "step_estimate_s_per_epoch": epoch_s,
-              "official_recipe_epochs": 60}
+    print(
+        f"~{epoch_s:.1f} s per epoch of steps; recipe: {profile.train.epochs} epochs, milestones "
+        f"{profile.train.milestones}",
+        flush=True,
+    )
+    run = run.replace(profile=profile)
+    suspect = pl.train_suspect(run, None if args.attack == "clean" else args.attack, seed=0)
+    record = {
+        **suspect.record,
+        "epochs_run": profile.train.epochs,
+        "step_estimate_s_per_epoch": epoch_s,
+        "official_recipe_epochs": 60,
+    }
     (out / "paper_model.json").write_text(json.dumps(record, indent=1, default=str))
     print({k: record[k] for k in ("CA", "ASR", "RA", "train_seconds", "hardware") if k in record}, flush=True)
 
     logs, summary = [], []
     for mode, bn_eval in (("official: BN running stats", True), ("quick's: BN batch stats", False)):
-        p = get_profile("paper", **overrides, train=dict(epochs=profile.train.epochs, milestones=profile.train.milestones),
-                        cul=dict(bn_eval=bn_eval))
+        p = get_profile(
+            "paper",
+            **overrides,
+            train=dict(epochs=profile.train.epochs, milestones=profile.train.milestones),
+            cul=dict(bn_eval=bn_eval),
+        )
         start = time.perf_counter()
-        _, log = pl.expose(p, data, suspect, cache, monitor_size=2000, progress=False)
+        _, log = pl.expose(run.replace(profile=p), suspect, monitor_size=2000)
         seconds = time.perf_counter() - start
         logs.append(log.assign(cul_mode=mode))
         stop = log.attrs["stop_epoch"]
         row = log[log.epoch == stop].iloc[0] if stop is not None else log.iloc[-1]
         probe = row.filter(like="probe_share_")
-        summary.append({"cul_mode": mode, "stop_epoch": stop, "seconds": round(seconds, 1),
-                        "defense_acc": row["defense_acc"], "test_CA": row["CA"], "ASR": row.get("ASR"),
-                        "target_share_defense": row["defense_share_0"], "target_share_probe": row["probe_share_0"],
-                        "largest_other_probe_share": probe.drop("probe_share_0").max()})
+        summary.append(
+            {
+                "cul_mode": mode,
+                "stop_epoch": stop,
+                "seconds": round(seconds, 1),
+                "defense_acc": row["defense_acc"],
+                "test_CA": row["CA"],
+                "ASR": row.get("ASR"),
+                "target_share_defense": row["defense_share_0"],
+                "target_share_probe": row["probe_share_0"],
+                "largest_other_probe_share": probe.drop("probe_share_0").max(),
+            }
+        )
         pd.concat(logs).to_csv(out / "paper_cul_log.csv", index=False)
         pd.DataFrame(summary).to_csv(out / "paper_cul_summary.csv", index=False)
         print(summary[-1], flush=True)

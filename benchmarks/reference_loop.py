@@ -8,6 +8,7 @@ the training images, the SGD settings and learning-rate schedule, the augmentati
 profile. The official code pads by 4 with zeros; we pad by the profile's `crop_pad` with reflection, as our
 loop does (the `paper` profile pads by 4).
 """
+
 from __future__ import annotations
 
 import math
@@ -28,7 +29,7 @@ class PILImages(Dataset):
     (`Image.fromarray(self.data[i])`, then the transform)."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, transform):
-        self.x = x.cpu().permute(0, 2, 3, 1).contiguous().numpy()   # (N, H, W, 3), as CIFAR10.data
+        self.x = x.cpu().permute(0, 2, 3, 1).contiguous().numpy()  # (N, H, W, 3), as CIFAR10.data
         self.y = y.cpu().tolist()
         self.transform = transform
 
@@ -71,19 +72,24 @@ def reference_epochs(model, dataset, cfg, seed, epochs, device, num_workers=2, w
     progress bar over each epoch's steps."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    model = model.to(device).train()                # fp32, default memory format
-    if hasattr(model, "init_whitening"):          # same model => same frozen whitening stem as ours
+    model = model.to(device).train()  # fp32, default memory format
+    if hasattr(model, "init_whitening"):  # same model => same frozen whitening stem as ours
         pick = torch.randperm(len(whiten_x), generator=gen)[:5000]
         model.init_whitening(whiten_x[pick.to(whiten_x.device)].float().div(255))
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
-                                weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(dataset) / cfg.batch_size)
     total = epochs * steps_per_epoch
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg, s, total, steps_per_epoch))
-    loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, num_workers=num_workers,
-                        pin_memory=device.type == "cuda", generator=gen)
-    for epoch in range(epochs):
+    loader = DataLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        num_workers=num_workers,
+        pin_memory=device.type == "cuda",
+        generator=gen,
+    )
+    for _ in range(epochs):
         for xb, yb in tqdm(loader, desc=desc, leave=False, disable=desc is None):
             xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
             optimizer.zero_grad()
@@ -91,7 +97,7 @@ def reference_epochs(model, dataset, cfg, seed, epochs, device, num_workers=2, w
             loss.backward()
             optimizer.step()
             schedule.step()
-            loss.item()                             # the official loops log the loss every step
+            loss.item()  # the official loops log the loss every step
         yield model
 
 
@@ -101,7 +107,7 @@ def fp32_accuracy(model, x, y, batch_size=1000) -> float:
     model.eval()
     correct = 0
     for start in range(0, len(x), batch_size):
-        xb, yb = x[start: start + batch_size], y[start: start + batch_size]
+        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
         correct += (model(xb.float().div(255)).argmax(1) == yb).sum().item()
     model.train()
     return correct / len(x)

@@ -12,6 +12,7 @@ A dataset knows its train / test / defense / probe split and nothing about attac
 The official code draws its 500 defense images from the training split the model saw; ours are held out
 from training, the more realistic assumption of a defender who owns a little clean data.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -22,26 +23,26 @@ from pathlib import Path
 import torch
 
 from .config import DataConfig
-from .results import load_tensors, save_tensors
+from .core.store import load_tensors, save_tensors
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-SYNTHETIC_SIZES = (2000, 500)     # generated train (before defense/probe are split off) and test images
-GENERIC_CLASS = 3                 # the generated class that resembles all others (see make_synthetic)
+SYNTHETIC_SIZES = (2000, 500)  # generated train (before defense/probe are split off) and test images
+GENERIC_CLASS = 3  # the generated class that resembles all others (see make_synthetic)
 DATASETS = ("cifar10", "imagenette", "synthetic")
 
 
 @dataclass
 class ImageData:
-    name: str                      # label written into every result row, e.g. "CIFAR-10 (JPEG copy)"
+    name: str  # label written into every result row, e.g. "CIFAR-10 (JPEG copy)"
     classes: list
-    train_x: torch.Tensor          # uint8 (N, 3, H, W)
-    train_y: torch.Tensor          # int64 (N,)
+    train_x: torch.Tensor  # uint8 (N, 3, H, W)
+    train_y: torch.Tensor  # int64 (N,)
     test_x: torch.Tensor
     test_y: torch.Tensor
     defense_x: torch.Tensor
     defense_y: torch.Tensor
     probe_x: torch.Tensor
-    probe_y: torch.Tensor          # evaluation only: a defender reads predictions on probe_x, never these labels
+    probe_y: torch.Tensor  # evaluation only: a defender reads predictions on probe_x, never these labels
 
     @property
     def num_classes(self) -> int:
@@ -58,7 +59,7 @@ class ImageData:
         """Short hash of the content, so cached models never mix datasets."""
         h = hashlib.sha256(self.name.encode())
         for t in (self.train_x, self.train_y, self.test_y, self.defense_y):
-            h.update(t[: 4096].cpu().numpy().tobytes())
+            h.update(t[:4096].cpu().numpy().tobytes())
             h.update(str(tuple(t.shape)).encode())
         return h.hexdigest()[:12]
 
@@ -77,12 +78,15 @@ def load_data(cfg: DataConfig, data_dir=None, cache_dir="cache", device="cpu") -
     if cfg.dataset not in DATASETS:
         raise ValueError(f"unknown dataset {cfg.dataset!r}; choose one of {list(DATASETS)}")
     if cfg.resolution and cfg.dataset != "imagenette":
-        raise ValueError(f"data.resolution applies to the ImageNet subset only; {cfg.dataset} keeps its native "
-                         f"size, so leave it 0 (got {cfg.resolution})")
+        raise ValueError(
+            f"data.resolution applies to the ImageNet subset only; {cfg.dataset} keeps its native "
+            f"size, so leave it 0 (got {cfg.resolution})"
+        )
     if cfg.dataset == "synthetic":
         name, classes, (train_x, train_y, test_x, test_y) = "synthetic", _synthetic_classes(), make_synthetic()
     elif cfg.dataset == "imagenette":
         from .imagefolder import load_imagefolder
+
         name, classes, (train_x, train_y, test_x, test_y) = load_imagefolder(data_dir, cfg.resolution, cache_dir)
     else:
         name, (train_x, train_y, test_x, test_y) = load_cifar10(data_dir, cache_dir)
@@ -94,10 +98,12 @@ def split_indices(n_train: int, num_classes: int, cfg: DataConfig):
     """Seeded (train, defense, probe) indices into the n_train training images."""
     held_out = cfg.defense_size + cfg.probe_size
     if cfg.defense_size < num_classes or held_out >= n_train:
-        raise ValueError(f"defense_size must be >= {num_classes} and defense_size + probe_size "
-                         f"< {n_train} training images; got {cfg.defense_size} + {cfg.probe_size}")
+        raise ValueError(
+            f"defense_size must be >= {num_classes} and defense_size + probe_size "
+            f"< {n_train} training images; got {cfg.defense_size} + {cfg.probe_size}"
+        )
     order = torch.randperm(n_train, generator=torch.Generator().manual_seed(cfg.split_seed))
-    defense, probe, rest = order[: cfg.defense_size], order[cfg.defense_size: held_out], order[held_out:]
+    defense, probe, rest = order[: cfg.defense_size], order[cfg.defense_size : held_out], order[held_out:]
     # a random subset (rest is in random order): image folders list the training set class by class
     rest = (rest[: cfg.train_subset] if cfg.train_subset else rest).sort().values
     return rest, defense, probe
@@ -109,19 +115,28 @@ def split_data(name, classes, train_x, train_y, test_x, test_y, cfg: DataConfig)
     # a seeded random subset: image folders list the test set class by class
     test_keep = torch.randperm(len(test_y), generator=torch.Generator().manual_seed(cfg.split_seed))
     test_keep = test_keep[: cfg.test_subset].sort().values if cfg.test_subset else slice(None)
-    return ImageData(name=name, classes=list(classes),
-                     train_x=train_x[rest], train_y=train_y[rest],
-                     test_x=test_x[test_keep], test_y=test_y[test_keep],
-                     defense_x=train_x[defense], defense_y=train_y[defense],
-                     probe_x=train_x[probe], probe_y=train_y[probe])
+    return ImageData(
+        name=name,
+        classes=list(classes),
+        train_x=train_x[rest],
+        train_y=train_y[rest],
+        test_x=test_x[test_keep],
+        test_y=test_y[test_keep],
+        defense_x=train_x[defense],
+        defense_y=train_y[defense],
+        probe_x=train_x[probe],
+        probe_y=train_y[probe],
+    )
 
 
 def resolve_cifar_dir(data_dir) -> tuple[Path, str]:
     """Find CIFAR-10 under data_dir: an ImageFolder copy (train/, test/) or torchvision's batches."""
     if data_dir is None:
-        raise ValueError("CIFAR-10 needs DATA_DIR: a folder holding train/<class>/*.jpg and test/<class>/*.jpg "
-                         "(e.g. the JPEG copy, `tar xzf cifar10-jpg.tar.gz -C data/`), or torchvision's "
-                         "cifar-10-batches-py (downloaded there when online)")
+        raise ValueError(
+            "CIFAR-10 needs DATA_DIR: a folder holding train/<class>/*.jpg and test/<class>/*.jpg "
+            "(e.g. the JPEG copy, `tar xzf cifar10-jpg.tar.gz -C data/`), or torchvision's "
+            "cifar-10-batches-py (downloaded there when online)"
+        )
     root = Path(data_dir).expanduser()
     for candidate in (root, root / "cifar10-jpg"):
         if (candidate / "train").is_dir() and (candidate / "test").is_dir():
@@ -152,8 +167,10 @@ def _decode_imagefolder(root: Path):
     for split in ("train", "test"):
         class_dirs = sorted(p for p in (root / split).iterdir() if p.is_dir())
         if [p.name for p in class_dirs] != CIFAR10_CLASSES:
-            raise ValueError(f"{root / split} must hold the ten CIFAR-10 class folders {CIFAR10_CLASSES}; "
-                             f"found {[p.name for p in class_dirs]}")
+            raise ValueError(
+                f"{root / split} must hold the ten CIFAR-10 class folders {CIFAR10_CLASSES}; "
+                f"found {[p.name for p in class_dirs]}"
+            )
         images, labels = [], []
         for label, class_dir in enumerate(tqdm(class_dirs, desc=f"decode {split}", leave=False)):
             for path in sorted(class_dir.iterdir()):
@@ -171,11 +188,12 @@ def _load_torchvision(root: Path):
         try:
             ds = CIFAR10(root=str(root), train=train, download=True)
         except Exception as err:  # offline, or a partial download
-            raise ValueError(f"CIFAR-10 is not in DATA_DIR={root} and could not be downloaded ({err}). "
-                             "Go online once, or point DATA_DIR at a folder with train/<class>/ and "
-                             "test/<class>/ images (the ImageFolder layout)") from err
-        out += [torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(),
-                torch.tensor(ds.targets, dtype=torch.int64)]
+            raise ValueError(
+                f"CIFAR-10 is not in DATA_DIR={root} and could not be downloaded ({err}). "
+                "Go online once, or point DATA_DIR at a folder with train/<class>/ and "
+                "test/<class>/ images (the ImageFolder layout)"
+            ) from err
+        out += [torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(ds.targets, dtype=torch.int64)]
     return out
 
 
@@ -229,12 +247,15 @@ def augment(x: torch.Tensor, pad: int, flip: bool, generator: torch.Generator | 
     """Random crop (reflect-padded by `pad`) and horizontal flip of a uint8 batch, on its device."""
     n, _, h, w = x.shape
     if pad:
-        padded = torch.nn.functional.pad(x, (pad,) * 4, mode="reflect") if x.is_floating_point() else \
-            torch.nn.functional.pad(x.float(), (pad,) * 4, mode="reflect").to(x.dtype)
+        padded = (
+            torch.nn.functional.pad(x, (pad,) * 4, mode="reflect")
+            if x.is_floating_point()
+            else torch.nn.functional.pad(x.float(), (pad,) * 4, mode="reflect").to(x.dtype)
+        )
         dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
         dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
-        rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]     # (n, h, 1)
-        cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]     # (n, 1, w)
+        rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]  # (n, h, 1)
+        cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]  # (n, 1, w)
         x = padded[torch.arange(n, device=x.device)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
     if flip:
         mask = (torch.rand(n, generator=generator) < 0.5).to(x.device)

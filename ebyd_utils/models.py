@@ -1,11 +1,12 @@
 """Architectures only. Every model takes float images in [0, 1] and normalises inside, so attacks and
 augmentation work in pixel space and a checkpoint carries its own normalisation."""
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-CIFAR_MEAN = (0.4914, 0.4822, 0.4465)   # the official code's normalisation
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)  # the official code's normalisation
 CIFAR_STD = (0.2023, 0.1994, 0.2010)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -29,8 +30,13 @@ def _conv_group(c_in: int, c_out: int, activation: str) -> nn.Sequential:
     """airbench's block: conv -> pool -> BN -> act -> conv -> BN -> act."""
     act = ACTIVATIONS[activation]
     return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(c_out), act(),
-        nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), act(),
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+        nn.MaxPool2d(2),
+        nn.BatchNorm2d(c_out),
+        act(),
+        nn.Conv2d(c_out, c_out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        act(),
     )
 
 
@@ -45,31 +51,32 @@ class FastCNN(nn.Module):
     ~30% faster on a 2-core CPU and exposed more strongly on CIFAR-10 (measured; see README).
     """
 
-    def __init__(self, num_classes: int = 10, widths=(64, 128, 256), stem_width: int = 24,
-                 activation: str = "gelu"):
+    def __init__(self, num_classes: int = 10, widths=(64, 128, 256), stem_width: int = 24, activation: str = "gelu"):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
         if stem_width % 2 or not 2 <= stem_width <= 24:
-            raise ValueError(f"stem_width must be even and in [2, 24] (+- the 12 whitening directions of 2x2x3 "
-                             f"patches); got {stem_width}")
+            raise ValueError(
+                f"stem_width must be even and in [2, 24] (+- the 12 whitening directions of 2x2x3 "
+                f"patches); got {stem_width}"
+            )
         self.normalize = Normalize()
         self.stem = nn.Conv2d(3, stem_width, kernel_size=2, padding=0, bias=True)
-        self.stem.weight.requires_grad_(False)   # frozen whitening filters (set by init_whitening)
+        self.stem.weight.requires_grad_(False)  # frozen whitening filters (set by init_whitening)
         groups, c_in = [], stem_width
         for width in widths:
             groups.append(_conv_group(c_in, width, activation))
             c_in = width
         self.groups = nn.Sequential(*groups)
-        self.head = nn.Linear(c_in, num_classes, bias=True)   # a class bias, as in ResNet-18's head
+        self.head = nn.Linear(c_in, num_classes, bias=True)  # a class bias, as in ResNet-18's head
 
     def features(self, x):
-        x = nn.functional.gelu(self.stem(self.normalize(x)))     # GELU after whitening whatever `activation`
+        x = nn.functional.gelu(self.stem(self.normalize(x)))  # GELU after whitening whatever `activation`
         x = self.groups(x)
         return torch.amax(x, dim=(2, 3))
 
     def forward(self, x):
-        return self.head(self.features(x)) / 9.0   # airbench's logit scale: keeps early training stable
+        return self.head(self.features(x)) / 9.0  # airbench's logit scale: keeps early training stable
 
     @torch.no_grad()
     def init_whitening(self, images: torch.Tensor, eps: float = 5e-4) -> None:
@@ -114,8 +121,9 @@ class ResNet18(nn.Module):
             self.stem = nn.Sequential(nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU())
         elif stem == "imagenet":
             self.normalize = Normalize(IMAGENET_MEAN, IMAGENET_STD)
-            self.stem = nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
-                                      nn.MaxPool2d(3, 2, 1))
+            self.stem = nn.Sequential(
+                nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1)
+            )
         else:
             raise ValueError(f"ResNet-18 stem must be 'cifar' or 'imagenet'; got {stem!r}")
         layers, c_in = [], 64
@@ -136,8 +144,9 @@ class ResNet18(nn.Module):
 MODELS = {"fastcnn": FastCNN, "resnet18": ResNet18, "resnet18_imagenet": ResNet18}
 
 
-def build_model(name: str, num_classes: int = 10, widths=(64, 128, 256), stem_width: int = 24,
-                activation: str = "gelu") -> nn.Module:
+def build_model(
+    name: str, num_classes: int = 10, widths=(64, 128, 256), stem_width: int = 24, activation: str = "gelu"
+) -> nn.Module:
     """A model by name; widths, stem_width and activation shape FastCNN (ResNet-18 is fixed)."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")

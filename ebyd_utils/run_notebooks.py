@@ -21,6 +21,7 @@ What the terminal shows: a line per notebook, a bar over its cells, and a line p
 (sent through `progress`'s side channel, so the executed notebooks hold no bar updates). Kernels talk over
 IPC sockets, not TCP: local-only, and without ipykernel's warning about unencrypted TCP.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,12 +36,12 @@ from pathlib import Path
 import pandas as pd
 
 from .config import PROFILES
-from .progress import PROGRESS_ENV, Follower
-from .results import hardware_name
+from .core.progress import PROGRESS_ENV, Follower
+from .core.store import hardware_name
 from .train import pick_device
 
 TIME_COLUMNS = ["notebook", "profile", "seconds", "hardware", "date"]
-TEXT_PROFILE_NAMES = ("smoke", "quick", "paper")   # text.config.TEXT_PROFILES (not imported: it needs the attacks)
+TEXT_PROFILE_NAMES = ("smoke", "quick", "paper")  # text.config.TEXT_PROFILES (not imported: it needs the attacks)
 # More runs of a notebook at a profile, each with its own parameters: (notebook stem, profile) -> ((suffix,
 # parameters), ...). The executed copy is results/executed/<stem>_<suffix>.ipynb; the notebook names its own
 # outputs (09: <stem>_<dataset>.csv). Notebook 09 on the other text datasets: each drops the attacks whose
@@ -50,7 +51,7 @@ NOTEBOOK_VARIANTS = {
         ("offenseval", {"DATASET": "offenseval", "ATTACKS": "badnets_word,addsent,synbkd,bite,lwp"}),
         ("agnews", {"DATASET": "agnews", "ATTACKS": "badnets_word,addsent,stylebkd,bite,lwp"}),
         ("imdb", {"DATASET": "imdb", "ATTACKS": "badnets_word,addsent,bite,lwp"}),
-    ),
+    )
 }
 
 
@@ -65,24 +66,38 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--profile", default="quick", help=f"one of {sorted(PROFILES)}")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     parser.add_argument("--data-dir", default="data", help="dataset folder (relative to the repository root)")
-    parser.add_argument("--only", action="append", default=[],
-                        help="run only notebooks whose name starts with this (repeatable), e.g. --only 02; a "
-                             "variant run by its name, e.g. --only 09_text_offenseval")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        help="run only notebooks whose name starts with this (repeatable), e.g. --only 02; a "
+        "variant run by its name, e.g. --only 09_text_offenseval",
+    )
     parser.add_argument("--progress", action="store_true", help="keep the notebooks' progress bars on")
     parser.add_argument("--root", type=Path, default=None, help="repository root (default: this checkout)")
-    parser.add_argument("--workers", type=int, default=0,
-                        help="build the zoo first with this many Ray workers on this machine (0: no Ray)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="build the zoo first with this many Ray workers on this machine (0: no Ray)",
+    )
     parser.add_argument("--address", default=None, help="build the zoo first on this Ray cluster (e.g. auto)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per Ray task")
     parser.add_argument("--gpus-per-task", type=float, default=0.0, help="GPU share per Ray task, e.g. 0.33")
-    parser.add_argument("--no-variants", action="store_true",
-                        help="skip the notebooks' extra runs (NOTEBOOK_VARIANTS: 09 on the other text datasets)")
-    parser.add_argument("--no-prebuild", action="store_true",
-                        help="do not build the zoo first (default for --only runs without --workers/--address)")
+    parser.add_argument(
+        "--no-variants",
+        action="store_true",
+        help="skip the notebooks' extra runs (NOTEBOOK_VARIANTS: 09 on the other text datasets)",
+    )
+    parser.add_argument(
+        "--no-prebuild",
+        action="store_true",
+        help="do not build the zoo first (default for --only runs without --workers/--address)",
+    )
     args = parser.parse_args(argv)
     if args.workers < 0:
         parser.error(f"--workers must be >= 0; got {args.workers}")
-    if args.profile not in PROFILES:   # fail before starting a kernel, with the choices spelled out
+    if args.profile not in PROFILES:  # fail before starting a kernel, with the choices spelled out
         parser.error(f"unknown profile {args.profile!r}; choose one of {sorted(PROFILES)}")
     return args
 
@@ -91,21 +106,29 @@ def select_notebooks(notebooks_dir: Path, only=()) -> list[Path]:
     """notebooks/*.ipynb in name order, filtered by name prefixes (a prefix naming a variant run, such as
     09_text_offenseval, selects its notebook); an unmatched prefix is an error."""
     found = sorted(notebooks_dir.glob("*.ipynb"))
-    chosen = [nb for nb in found if not only or any(nb.name.startswith(p) or p.startswith(f"{nb.stem}_")
-                                                    for p in only)]
+    chosen = [nb for nb in found if not only or any(nb.name.startswith(p) or p.startswith(f"{nb.stem}_") for p in only)]
     if not chosen:
-        raise SystemExit(f"no notebook in {notebooks_dir} matches {list(only) or '*.ipynb'}; "
-                         f"found {[nb.name for nb in found]}")
+        raise SystemExit(
+            f"no notebook in {notebooks_dir} matches {list(only) or '*.ipynb'}; found {[nb.name for nb in found]}"
+        )
     return chosen
 
 
 def notebook_parameters(root: Path, profile: str, device: str, data_dir: str, progress: bool = False) -> dict:
     """The parameters every notebook takes; paths absolute so cwd never matters."""
+
     def absolute(path):
         return str((root / path).resolve())
-    return {"PROFILE": profile, "DEVICE": device, "DATA_DIR": absolute(data_dir),
-            "CACHE_DIR": absolute("cache"), "RESULTS_DIR": absolute("results"), "FIGURES_DIR": absolute("figures"),
-            "PROGRESS": progress}
+
+    return {
+        "PROFILE": profile,
+        "DEVICE": device,
+        "DATA_DIR": absolute(data_dir),
+        "CACHE_DIR": absolute("cache"),
+        "RESULTS_DIR": absolute("results"),
+        "FIGURES_DIR": absolute("figures"),
+        "PROGRESS": progress,
+    }
 
 
 def kernel_manager_class():
@@ -115,18 +138,26 @@ def kernel_manager_class():
     class IPCKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs):
             super().__init__(transport="ipc", **kwargs)
+
     return IPCKernelManager
 
 
 def run_one(notebook: Path, output: Path, parameters: dict, progress_bar: bool = True) -> float:
     """Execute one notebook with papermill (a bar over its cells in the terminal); returns its wall seconds."""
-    import papermill as pm   # imported here so `--help` stays fast
+    import papermill as pm  # imported here so `--help` stays fast
 
     output.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    pm.execute_notebook(str(notebook), str(output), parameters=parameters, kernel_name="python3",
-                        cwd=str(notebook.parent), progress_bar=progress_bar, log_output=False,
-                        kernel_manager_class=kernel_manager_class())
+    pm.execute_notebook(
+        str(notebook),
+        str(output),
+        parameters=parameters,
+        kernel_name="python3",
+        cwd=str(notebook.parent),
+        progress_bar=progress_bar,
+        log_output=False,
+        kernel_manager_class=kernel_manager_class(),
+    )
     return time.perf_counter() - start
 
 
@@ -134,13 +165,18 @@ def prebuild_zoo(args, root: Path) -> int:
     """Every unit of the profile's zoo, fanned out over Ray before the notebooks run; 1 if a unit failed."""
     from . import zoo
     from .config import get_profile
+    from .core.fanout import Fanout
+    from .pipeline import setup
 
     params = notebook_parameters(root, args.profile, args.device, args.data_dir)
-    report = zoo.build(get_profile(args.profile), None, params["DATA_DIR"], params["CACHE_DIR"], args.device,
-                       args.workers, args.address, args.threads, args.gpus_per_task)
+    run = setup(get_profile(args.profile), params["DATA_DIR"], args.device, params["CACHE_DIR"])
+    report = zoo.build(run, Fanout(args.workers, args.address, args.threads, args.gpus_per_task))
     failed = report[report["status"] != "done"]
-    print(f"[run_notebooks] zoo: {len(report)} units, {int(report['computed'].sum())} computed, "
-          f"{len(failed)} failed or skipped", flush=True)
+    print(
+        f"[run_notebooks] zoo: {len(report)} units, {int(report['computed'].sum())} computed, "
+        f"{len(failed)} failed or skipped",
+        flush=True,
+    )
     if len(failed):
         print(failed[["id", "status", "error", "attack_params"]].to_string(index=False), file=sys.stderr)
     return 1 if len(failed) else 0
@@ -149,12 +185,15 @@ def prebuild_zoo(args, root: Path) -> int:
 def record_time(times_csv: Path, row: dict) -> pd.DataFrame:
     """Replace the row of the same (notebook, profile, hardware), keep the others, sorted for stable diffs."""
     table = pd.read_csv(times_csv) if times_csv.exists() else pd.DataFrame(columns=TIME_COLUMNS)
-    same = ((table["notebook"] == row["notebook"]) & (table["profile"] == row["profile"])
-            & (table["hardware"] == row["hardware"]))
+    same = (
+        (table["notebook"] == row["notebook"])
+        & (table["profile"] == row["profile"])
+        & (table["hardware"] == row["hardware"])
+    )
     table = pd.concat([table[~same], pd.DataFrame([row])], ignore_index=True)
     table = table[TIME_COLUMNS].sort_values(["profile", "hardware", "notebook"], ignore_index=True)
     times_csv.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(times_csv, index=False)   # plain floats: seconds keep their decimal (write_csv rounds to 4 digits)
+    table.to_csv(times_csv, index=False)  # plain floats: seconds keep their decimal (write_csv rounds to 4 digits)
     return table
 
 
@@ -167,14 +206,24 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         if prebuild_zoo(args, root):
             return 1
-        record_time(root / "results" / "notebook_times.csv",
-                    {"notebook": "zoo build", "profile": args.profile, "seconds": round(time.perf_counter() - start, 1),
-                     "hardware": hardware, "date": date.today().isoformat()})
+        record_time(
+            root / "results" / "notebook_times.csv",
+            {
+                "notebook": "zoo build",
+                "profile": args.profile,
+                "seconds": round(time.perf_counter() - start, 1),
+                "hardware": hardware,
+                "date": date.today().isoformat(),
+            },
+        )
     with tempfile.TemporaryDirectory() as tmp:
         for notebook in select_notebooks(root / "notebooks", args.only):
             if notebook.stem.endswith("_text") and args.profile not in TEXT_PROFILE_NAMES:
-                print(f"[run_notebooks] {notebook.name}: skipped (the text track has no profile "
-                      f"{args.profile!r}; it has {list(TEXT_PROFILE_NAMES)})", flush=True)
+                print(
+                    f"[run_notebooks] {notebook.name}: skipped (the text track has no profile "
+                    f"{args.profile!r}; it has {list(TEXT_PROFILE_NAMES)})",
+                    flush=True,
+                )
                 continue
             variants = () if args.no_variants else NOTEBOOK_VARIANTS.get((notebook.stem, args.profile), ())
             for suffix, extra in (("", {}), *variants):
@@ -186,24 +235,35 @@ def main(argv=None) -> int:
     return 0
 
 
-def run_and_record(root: Path, notebook: Path, name: str, params: dict, extra: dict, profile: str,
-                   hardware: str, tmp: str) -> bool:
+def run_and_record(
+    root: Path, notebook: Path, name: str, params: dict, extra: dict, profile: str, hardware: str, tmp: str
+) -> bool:
     """One run of `notebook` with params and the variant's `extra` parameters: executed copy
     results/executed/<name>, its time recorded under <name>; False if it failed."""
     output = root / "results" / "executed" / name
-    print(f"[run_notebooks] {name} (profile {profile}{''.join(f', {k}={v}' for k, v in extra.items())}) ...",
-          flush=True)
-    channel = Path(tmp) / f"{Path(name).stem}.progress"     # one per run: its kernel inherits it
+    print(
+        f"[run_notebooks] {name} (profile {profile}{''.join(f', {k}={v}' for k, v in extra.items())}) ...", flush=True
+    )
+    channel = Path(tmp) / f"{Path(name).stem}.progress"  # one per run: its kernel inherits it
     try:
-        with _environ(PROGRESS_ENV, str(channel)), \
-                Follower(channel, lambda line: _tqdm_write(f"    {Path(name).stem}: {line}")):
+        with (
+            _environ(PROGRESS_ENV, str(channel)),
+            Follower(channel, lambda line: _tqdm_write(f"    {Path(name).stem}: {line}")),
+        ):
             seconds = run_one(notebook, output, {**params, **extra})
-    except Exception as err:   # papermill has saved the executed copy up to the failing cell
+    except Exception as err:  # papermill has saved the executed copy up to the failing cell
         print(f"[run_notebooks] {name} FAILED; see {output}\n{err}", file=sys.stderr)
         return False
-    record_time(root / "results" / "notebook_times.csv",
-                {"notebook": name, "profile": profile, "seconds": round(seconds, 1),
-                 "hardware": hardware, "date": date.today().isoformat()})
+    record_time(
+        root / "results" / "notebook_times.csv",
+        {
+            "notebook": name,
+            "profile": profile,
+            "seconds": round(seconds, 1),
+            "hardware": hardware,
+            "date": date.today().isoformat(),
+        },
+    )
     print(f"[run_notebooks] {name}: {seconds:.1f} s -> {output}", flush=True)
     return True
 
@@ -225,6 +285,7 @@ def _environ(name: str, value: str):
 def _tqdm_write(line: str) -> None:
     """Print above papermill's cell bar without breaking it."""
     from tqdm.auto import tqdm
+
     tqdm.write(line)
 
 

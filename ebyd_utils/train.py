@@ -10,6 +10,7 @@ Metric conventions (stated once, used everywhere):
 - ASR: share of triggered non-target test images classified as the target;
 - RA: share of triggered non-target test images still classified as their true label.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -64,13 +65,25 @@ def check_inputs(x, what: str = "inputs") -> None:
     if isinstance(x, torch.Tensor):
         check_images(x, what)
     elif not all(hasattr(x, attr) for attr in ("__len__", "__getitem__", "device")) or len(x) == 0:
-        raise ValueError(f"{what} must be uint8 images (N, 3, H, W) or a non-empty Tokens batch "
-                         f"(ebyd_utils.text.tokens.tokens_of); got {type(x).__name__}")
+        raise ValueError(
+            f"{what} must be uint8 images (N, 3, H, W) or a non-empty Tokens batch "
+            f"(ebyd_utils.text.tokens.tokens_of); got {type(x).__name__}"
+        )
 
 
-def sgd_step(model, optimizer, x, y, *, ascent: bool = False, label_smoothing: float = 0.0,
-             grad_clip: float = 0.0, use_bf16: bool = True) -> float:
-    """One optimisation step on a batch (images or tokens, see `as_input`); `ascent=True` maximises the loss (Clean Unlearning).
+def sgd_step(
+    model,
+    optimizer,
+    x,
+    y,
+    *,
+    ascent: bool = False,
+    label_smoothing: float = 0.0,
+    grad_clip: float = 0.0,
+    use_bf16: bool = True,
+) -> float:
+    """One optimisation step on a batch (images or tokens, see `as_input`); `ascent=True` maximises the loss
+    (Clean Unlearning).
 
     Gradient clipping, when asked for, happens after backward() (the official CUL code clips before it,
     which does nothing)."""
@@ -94,8 +107,16 @@ def lr_factor(cfg: TrainConfig, step: int, total_steps: int, steps_per_epoch: in
     raise ValueError(f"unknown schedule {cfg.schedule!r}; choose 'onecycle' or 'multistep'")
 
 
-def train_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, seed: int,
-                progress: bool = True, desc: str = "train", on_epoch=None) -> nn.Module:
+def train_model(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    cfg: TrainConfig,
+    seed: int,
+    progress: bool = True,
+    desc: str = "train",
+    on_epoch=None,
+) -> nn.Module:
     """Train `model` on uint8 images x (on the model's device) with labels y; returns the trained model
     (the weight average when cfg.ema_decay > 0), in eval mode.
 
@@ -108,24 +129,22 @@ def train_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainCo
     if hasattr(model, "init_whitening"):
         model.init_whitening(x[torch.randperm(len(x), generator=gen)[:5000]].float().div(255))
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
-                                weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(x) / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(cfg, s, total, steps_per_epoch))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg, s, total, steps_per_epoch))
     averaged = None
     if cfg.ema_decay:
         averaged = torch.optim.swa_utils.AveragedModel(
-            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True
+        )
     bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
     for epoch in range(cfg.epochs):
         order = torch.randperm(len(x), generator=gen).to(device)
         for start in range(0, len(x), cfg.batch_size):
-            idx = order[start: start + cfg.batch_size]
+            idx = order[start : start + cfg.batch_size]
             xb = augment(x[idx], cfg.crop_pad, cfg.flip, gen)
-            loss = sgd_step(model, optimizer, xb, y[idx], label_smoothing=cfg.label_smoothing,
-                            use_bf16=cfg.bf16)
+            loss = sgd_step(model, optimizer, xb, y[idx], label_smoothing=cfg.label_smoothing, use_bf16=cfg.bf16)
             schedule.step()
             if averaged is not None:
                 averaged.update_parameters(model)
@@ -158,15 +177,18 @@ def outputs(model: nn.Module, x, batch_size: int = 1000, use_bf16: bool = True) 
     was_training = model.training
     model.eval()
     own = hasattr(x, "eval_batches")
-    batches = x.eval_batches(batch_size) if own else \
-        [slice(start, start + batch_size) for start in range(0, len(x), batch_size)]
+    batches = (
+        x.eval_batches(batch_size)
+        if own
+        else [slice(start, start + batch_size) for start in range(0, len(x), batch_size)]
+    )
     chunks = []
     for idx in batches:
         with autocast(x.device, use_bf16):
             chunks.append(model(as_input(x[idx])))
     model.train(was_training)
     logits = torch.cat(chunks)
-    if own:    # back to row order
+    if own:  # back to row order
         logits = torch.empty_like(logits).index_copy_(0, torch.cat(batches), logits)
     return logits
 

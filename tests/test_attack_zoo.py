@@ -1,6 +1,7 @@
 """Every image attack of the smoke zoo, trained once per test session into the session cache (the same units the
 smoke notebooks then read): each reaches its stated ASR on the generated data (or the test states its weaker
 regime), and the registry, the zoo and the smoke profile agree on which attacks exist."""
+
 import pytest
 import torch
 
@@ -16,15 +17,29 @@ from ebyd_utils.train import predict
 # (1 thread). Weaker regimes, stated with a bound of 0: SIG (0.00 at this scale, as before), LC (0.01-0.02:
 # the generated classes are so separable that PGD at 8/255 makes no target image hard) and BadNets all-to-all
 # (0.01: 150 poisoned images spread over ten class pairs). On CIFAR-10 at `quick` all but Adap-Blend implant.
-SMOKE_MIN_ASR = {"badnets": 0.9, "blend": 0.9, "trojan": 0.9, "sig": 0.0, "onepixel": 0.8, "wanet": 0.8,
-                 "lc": 0.0, "smooth": 0.7, "iad": 0.4, "nashville": 0.9, "ssba": 0.1, "bpp": 0.6,
-                 "adap_blend": 0.8, "adap_patch": 0.8, "badnets-all2all": 0.0}
+SMOKE_MIN_ASR = {
+    "badnets": 0.9,
+    "blend": 0.9,
+    "trojan": 0.9,
+    "sig": 0.0,
+    "onepixel": 0.8,
+    "wanet": 0.8,
+    "lc": 0.0,
+    "smooth": 0.7,
+    "iad": 0.4,
+    "nashville": 0.9,
+    "ssba": 0.1,
+    "bpp": 0.6,
+    "adap_blend": 0.8,
+    "adap_patch": 0.8,
+    "badnets-all2all": 0.0,
+}
 
 
 @pytest.fixture(scope="module")
-def seed0_suspects(smoke, smoke_data, cache_dir):
+def seed0_suspects(smoke, smoke_run):
     rows = zoo.zoo_table(smoke).query("role == 'suspect' and seed == 0")
-    return {s.label: s for s in zoo.models(smoke, smoke_data, rows, cache_dir, progress=False)}
+    return {s.label: s for s in zoo.models(smoke_run, rows)}
 
 
 def test_the_registry_holds_every_image_attack_and_the_smoke_zoo_lists_them(smoke):
@@ -46,4 +61,4 @@ def test_iad_is_input_aware_another_images_trigger_does_not_fire(seed0_suspects,
     x01 = smoke_data.test_x[smoke_data.test_y != 0].float() / 255
     crossed = (suspect.attack.stamp(x01, x01.roll(1, 0)).clamp(0, 1) * 255).round().to(torch.uint8)
     assert (predict(suspect.model, crossed) == 0).float().mean() < suspect.record["ASR"] / 2
-    assert suspect.attack.component_record["seconds"] > 0   # its generator is a unit of its own
+    assert suspect.attack.component_record["seconds"] > 0  # its generator is a unit of its own

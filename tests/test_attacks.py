@@ -4,9 +4,11 @@ import torch
 from ebyd_utils.attacks import ATTACKS, SIG, BadNets, Blend, Trojan, make_attack
 from ebyd_utils.attacks.badnets import OFFICIAL_GRID
 
-
-TINY_FIT = {"lc": {"fit_images": 0, "surrogate_epochs": 1, "steps": 2},
-            "iad": {"fit_images": 0, "mask_epochs": 1, "epochs": 1}, "ssba": {"fit_images": 0, "epochs": 1}}
+TINY_FIT = {
+    "lc": {"fit_images": 0, "surrogate_epochs": 1, "steps": 2},
+    "iad": {"fit_images": 0, "mask_epochs": 1, "epochs": 1},
+    "ssba": {"fit_images": 0, "epochs": 1},
+}
 
 
 def _labels(n=1000, k=10):
@@ -19,21 +21,21 @@ def test_poisons_exactly_the_requested_rate(name, rate):
     x = torch.randint(0, 256, (1000, 3, 32, 32), dtype=torch.uint8)
     y = _labels()
     attack = make_attack(name, rate=rate, target=3, **TINY_FIT.get(name, {}))
-    if attack.needs_fit:   # a trained component (surrogate, generator, encoder), at a budget of a second
+    if attack.needs_fit:  # a trained component (surrogate, generator, encoder), at a budget of a second
         attack.load_component(attack.fit(x, y, 10))
     px, py, idx = attack.poison(x, y, num_classes=10)
     assert len(idx) == round(rate * 1000) == len(torch.unique(idx))
     assert (py[idx] == 3).all()
     untouched = torch.ones(1000, dtype=torch.bool)
     untouched[idx] = False
-    extra = attack.extra_indices(y, idx)     # cover / noise-mode / cross-trigger images: triggered, labels kept
-    assert not untouched[extra].logical_not().any()                    # disjoint from the relabelled ones
+    extra = attack.extra_indices(y, idx)  # cover / noise-mode / cross-trigger images: triggered, labels kept
+    assert not untouched[extra].logical_not().any()  # disjoint from the relabelled ones
     assert torch.equal(py[extra], y[extra]) and torch.equal(py[untouched], y[untouched])
     untouched[extra] = False
     assert torch.equal(px[untouched], x[untouched])
     assert not torch.equal(px[idx], x[idx])
     # dirty-label attacks poison non-target images, the clean-label SIG only target-class images
-    assert ((y[idx] == 3).all() if attack.clean_label else (y[idx] != 3).all())
+    assert (y[idx] == 3).all() if attack.clean_label else (y[idx] != 3).all()
 
 
 def test_badnets_default_is_the_official_grid_bottom_right(images):
@@ -57,7 +59,7 @@ def test_trojan_stamps_only_its_square(images):
     mask = torch.ones(32, 32, dtype=torch.bool)
     mask[-6:, -6:] = False
     assert torch.equal(out[:, :, mask], images[:, :, mask])
-    assert (out[:, :, -6:, -6:] == out[:1, :, -6:, -6:]).all()   # same pattern on every image
+    assert (out[:, :, -6:, -6:] == out[:1, :, -6:, -6:]).all()  # same pattern on every image
 
 
 def test_blend_mixes_every_pixel_with_alpha(images):
@@ -72,7 +74,7 @@ def test_blend_mixes_every_pixel_with_alpha(images):
 def test_sig_adds_a_horizontal_sinusoid():
     grey = torch.full((2, 3, 32, 32), 128, dtype=torch.uint8)
     out = SIG(delta=20 / 255, frequency=6).apply(grey).float() - 128
-    assert torch.equal(out[:, :, 0], out[:, :, 17])             # constant down each column
+    assert torch.equal(out[:, :, 0], out[:, :, 17])  # constant down each column
     assert out.max() == pytest.approx(20, abs=1) and out.min() == pytest.approx(-20, abs=1)
 
 
@@ -82,9 +84,10 @@ def test_triggers_are_reproducible_from_their_seed(images):
     assert Blend(seed=3).params() == Blend(seed=3).params() != Blend(seed=4).params()
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"rate": 0.0}, "rate"), ({"rate": 1.0}, "rate"), ({"rate": 1.5}, "rate"), ({"target": -1}, "target"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"rate": 0.0}, "rate"), ({"rate": 1.0}, "rate"), ({"rate": 1.5}, "rate"), ({"target": -1}, "target")],
+)
 def test_bad_rate_or_target_raises(kwargs, message):
     with pytest.raises(ValueError, match=message):
         make_attack("badnets", **kwargs)
@@ -124,11 +127,13 @@ def test_all_to_all_relabels_y_to_the_next_class_from_every_class():
     attack = BadNets(all_to_all=True, rate=0.2, seed=3)
     _, py, idx = attack.poison(x, y, num_classes=10)
     assert len(idx) == 200 and torch.equal(py[idx], (y[idx] + 1) % 10)
-    assert len(torch.unique(y[idx])) == 10                      # drawn from every class, the "target" 0 included
+    assert len(torch.unique(y[idx])) == 10  # drawn from every class, the "target" 0 included
     assert attack.label == "badnets-all2all" and attack.single_target is None
     assert attack.asr_pool(y).all() and torch.equal(attack.poison_labels(y, 10), (y + 1) % 10)
-    assert BadNets().params() == {k: v for k, v in attack.params().items() if k != "all_to_all"} | {"rate": 0.1,
-                                                                                                  "seed": 0}
+    assert BadNets().params() == {k: v for k, v in attack.params().items() if k != "all_to_all"} | {
+        "rate": 0.1,
+        "seed": 0,
+    }
 
 
 def test_all_to_all_asr_counts_the_next_class_on_every_test_image():
@@ -136,7 +141,7 @@ def test_all_to_all_asr_counts_the_next_class_on_every_test_image():
 
     from ebyd_utils.train import evaluate
 
-    class NextClass(torch.nn.Module):   # a perfect all-to-all backdoor: a stamped corner means "add one"
+    class NextClass(torch.nn.Module):  # a perfect all-to-all backdoor: a stamped corner means "add one"
         def forward(self, x):
             y = x[:, 0, 0, 0].mul(255).round().long() % 10
             stamped = (x[:, :, -3:, -3:] == BadNets().trigger(8, 8)[1][:, -3:, -3:]).all(-1).all(-1).all(-1)
@@ -148,7 +153,7 @@ def test_all_to_all_asr_counts_the_next_class_on_every_test_image():
     data = SimpleNamespace(test_x=x, test_y=y, num_classes=10)
     metrics = evaluate(NextClass(), data, BadNets(all_to_all=True))
     assert metrics == {"CA": 1.0, "ASR": 1.0, "RA": 0.0}
-    assert evaluate(NextClass(), data, BadNets())["ASR"] == pytest.approx(0.1, abs=0.02)   # all-to-one: only 9 -> 0
+    assert evaluate(NextClass(), data, BadNets())["ASR"] == pytest.approx(0.1, abs=0.02)  # all-to-one: only 9 -> 0
 
 
 def test_clean_label_attacks_have_no_all_to_all():

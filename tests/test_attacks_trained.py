@@ -4,6 +4,7 @@ The fast tests fit each component on 128-200 random images for one or two steps 
 enough to check the poisoning rules, bounds, seeding and errors; the slow test trains one smoke model per attack
 through the pipeline (component as a cached unit) and checks that the backdoor is implanted.
 """
+
 import pytest
 import torch
 
@@ -54,7 +55,7 @@ def test_lc_poisons_target_images_keeps_labels_and_stays_within_eps(attacks, dat
     mask, pattern = attack.trigger(32, 32)
     on_patch = mask[0].bool()
     delta = (px[idx].int() - x[idx].int()).abs()
-    assert delta[:, :, ~on_patch].max() <= 8                          # PGD stays within eps = 8/255
+    assert delta[:, :, ~on_patch].max() <= 8  # PGD stays within eps = 8/255
     assert torch.equal(px[idx][:, :, on_patch], (pattern[:, on_patch] * 255).to(torch.uint8).expand(len(idx), -1, -1))
 
 
@@ -66,7 +67,7 @@ def test_iad_relabels_its_rate_and_adds_disjoint_cross_trigger_samples(attacks, 
     assert len(idx) == round(0.1 * 300) and (y[idx] != 0).all() and (py[idx] == 0).all()
     assert len(cross) == round(attack.cross_ratio * len(idx)) == 30
     assert not set(cross.tolist()) & set(idx.tolist())
-    assert torch.equal(py[cross], y[cross])                            # cross-trigger samples keep their labels
+    assert torch.equal(py[cross], y[cross])  # cross-trigger samples keep their labels
     assert (px[cross] != x[cross]).any() and untouched_outside(x, px, py, y, torch.cat([idx, cross]))
 
 
@@ -85,14 +86,14 @@ def test_ssba_relabels_its_rate_within_the_residual_bound(attacks, data):
     assert len(idx) == round(0.1 * 300) and (y[idx] != 0).all() and (py[idx] == 0).all()
     assert untouched_outside(x, px, py, y, idx)
     delta = (px[idx].int() - x[idx].int()).abs()
-    assert delta.max() <= 8 and (delta > 0).float().mean() > 0.5        # |residual| <= 8/255, most pixels moved
+    assert delta.max() <= 8 and (delta > 0).float().mean() > 0.5  # |residual| <= 8/255, most pixels moved
 
 
 # ------------------------------------------------------------------------------------ (2) what the trigger changes
 @pytest.mark.parametrize("corners", [4, 1])
 def test_lc_test_time_trigger_is_the_corner_patch_only_and_needs_no_component(corners, data):
     x = data[0][:20]
-    out = LC(corners=corners).apply(x)                                 # unfitted: test time needs no component
+    out = LC(corners=corners).apply(x)  # unfitted: test time needs no component
     grid = (OFFICIAL_GRID * 255).to(torch.uint8)
     assert (out[:, :, -3:, -3:] == grid).all()
     outside = torch.ones(32, 32, dtype=torch.bool)
@@ -101,7 +102,7 @@ def test_lc_test_time_trigger_is_the_corner_patch_only_and_needs_no_component(co
         assert (out[:, :, :3, -3:] == grid).all() and (out[:, :, :3, :3] == grid.flip(-1)).all()
         assert (out[:, :, -3:, :3] == grid.flip(-1)).all()
         mask, pattern = LC(corners=4).trigger(32, 32)
-        assert torch.equal(pattern, pattern.flip(-1)) and torch.equal(mask, mask.flip(-1))   # survives h-flips
+        assert torch.equal(pattern, pattern.flip(-1)) and torch.equal(mask, mask.flip(-1))  # survives h-flips
         outside[:3, -3:] = outside[:3, :3] = outside[-3:, :3] = False
     assert torch.equal(out[:, :, outside], x[:, :, outside])
 
@@ -113,7 +114,7 @@ def test_iad_stamps_each_image_with_its_own_pattern_and_mask(attacks, data):
     assert pattern.shape == (8, 3, 32, 32) and mask.shape == (8, 1, 32, 32)
     assert 0 <= mask.min() and mask.max() <= 1 and 0 <= pattern.min() and pattern.max() <= 1
     assert torch.allclose(attack.stamp(x01), (1 - mask) * x01 + mask * pattern)
-    assert not torch.allclose(pattern[0], pattern[1])                  # per-image triggers
+    assert not torch.allclose(pattern[0], pattern[1])  # per-image triggers
     assert not torch.allclose(attack.stamp(x01[:4], x01[4:]), attack.stamp(x01[:4]))
     t_mask, t_pattern = attack.trigger(32, 32)
     assert (t_mask == 0).all() and t_pattern.shape == (3, 32, 32)
@@ -135,8 +136,11 @@ def test_component_and_poison_are_reproducible_from_the_seed(name, attacks, data
     first, again, other = attacks[name]
     assert first._component.keys() == again._component.keys()
     assert all(torch.equal(first._component[k], again._component[k]) for k in first._component)
-    assert any(not torch.equal(first._component[k], other._component[k]) for k in first._component
-               if not k.startswith("metric"))
+    assert any(
+        not torch.equal(first._component[k], other._component[k])
+        for k in first._component
+        if not k.startswith("metric")
+    )
     a, b, c = (attack.poison(*data, 10) for attack in (first, again, other))
     assert all(torch.equal(u, v) for u, v in zip(a, b))
     assert not torch.equal(a[0], c[0])
@@ -150,14 +154,21 @@ def test_fit_leaves_the_global_rng_as_it_was(name, data):
 
 
 # ------------------------------------------------------------------------------------ (4) errors
-@pytest.mark.parametrize("cls, kwargs, message", [
-    (LC, {"eps": 2.0}, "eps must be in"), (LC, {"steps": -1}, "steps must be an int"),
-    (LC, {"corners": 2}, "corners must be 4"), (LC, {"all_to_all": True}, "clean-label"),
-    (IAD, {"cross_ratio": -1}, r"cross_ratio must be a number in \[0, 4\]"),
-    (IAD, {"mask_density": 0}, r"mask_density must be in \(0, 1\)"), (IAD, {"epochs": 0}, "epochs must be an int"),
-    (SSBA, {"max_residual": 0}, r"max_residual must be in \(0, 1\]"),
-    (SSBA, {"secret_bits": 0}, "secret_bits must be an int >= 1"), (SSBA, {"rate": 1.5}, "rate"),
-])
+@pytest.mark.parametrize(
+    "cls, kwargs, message",
+    [
+        (LC, {"eps": 2.0}, "eps must be in"),
+        (LC, {"steps": -1}, "steps must be an int"),
+        (LC, {"corners": 2}, "corners must be 4"),
+        (LC, {"all_to_all": True}, "clean-label"),
+        (IAD, {"cross_ratio": -1}, r"cross_ratio must be a number in \[0, 4\]"),
+        (IAD, {"mask_density": 0}, r"mask_density must be in \(0, 1\)"),
+        (IAD, {"epochs": 0}, "epochs must be an int"),
+        (SSBA, {"max_residual": 0}, r"max_residual must be in \(0, 1\]"),
+        (SSBA, {"secret_bits": 0}, "secret_bits must be an int >= 1"),
+        (SSBA, {"rate": 1.5}, "rate"),
+    ],
+)
 def test_bad_parameters_raise(cls, kwargs, message):
     with pytest.raises(ValueError, match=message):
         cls(**kwargs)

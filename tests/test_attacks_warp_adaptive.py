@@ -1,5 +1,6 @@
 """WaNet, Adap-Blend and Adap-Patch: poisoning counts (with their label-keeping extra samples), the trigger's
 reach and bound, seeding, parameter checks, and the ASR each implants on the smoke data."""
+
 import math
 
 import pytest
@@ -37,8 +38,8 @@ def test_wanet_poisons_its_rate_and_cross_ratio_times_as_many_noise_mode_images(
     attack = WaNet(target=3, rate=0.05, cross_ratio=2)
     cross = attack.cross_indices(_data()[1], attack.choose(_data()[1], 50))
     x, y, px, _, _ = _check_poison_and_kept(attack, cross, 100)
-    assert not torch.equal(px[cross], attack.apply(x[cross]))      # the warp plus per-image noise, not the warp
-    assert len(y[cross].unique()) == 10                              # noise-mode images come from any class
+    assert not torch.equal(px[cross], attack.apply(x[cross]))  # the warp plus per-image noise, not the warp
+    assert len(y[cross].unique()) == 10  # noise-mode images come from any class
     none = WaNet(target=3, rate=0.05, cross_ratio=0)
     _check_poison_and_kept(none, torch.empty(0, dtype=torch.long), 0)
 
@@ -58,20 +59,20 @@ def _ramps(n, h, w):
 def test_wanet_is_one_warp_moving_no_pixel_more_than_its_max_shift(h, w):
     attack = WaNet(seed=0)
     x, scale, offset, coords = _ramps(6, h, w)
-    sampled = (attack.stamp(x)[:, :2] - offset) / scale                     # where each pixel was read from
-    moved = (sampled - coords) * torch.tensor([w - 1, h - 1]).view(1, 2, 1, 1)   # pixels, (dx, dy)
+    sampled = (attack.stamp(x)[:, :2] - offset) / scale  # where each pixel was read from
+    moved = (sampled - coords) * torch.tensor([w - 1, h - 1]).view(1, 2, 1, 1)  # pixels, (dx, dy)
     field = attack.displacement(h, w).permute(2, 0, 1)
-    assert torch.allclose(moved, field.expand_as(moved), atol=1e-3)         # the same field for every image
+    assert torch.allclose(moved, field.expand_as(moved), atol=1e-3)  # the same field for every image
     assert moved.norm(dim=1).max() <= attack.max_shift(h, w) + 1e-3
     # stated: at the original's k = 4, s = 0.5 no pixel moves by 1 pixel or more (0.52-0.67 px, seeds 0-4)
     assert all(0.3 < WaNet(seed=s).max_shift(h, w) < 1.0 for s in range(5))
-    assert torch.allclose(x[:, 2], attack.stamp(x)[:, 2])                    # a constant channel stays put
+    assert torch.allclose(x[:, 2], attack.stamp(x)[:, 2])  # a constant channel stays put
 
 
 def test_wanet_changes_real_images_only_by_resampling_them(images):
     out = WaNet().apply(images).float()
     delta = (out - images.float()).abs()
-    assert (delta > 0).float().mean() > 0.5           # a whole-image trigger
+    assert (delta > 0).float().mean() > 0.5  # a whole-image trigger
     # the warp moves < 1 px, so each warped pixel is a mix of its 3 x 3 neighbourhood and lies within its range
     x = images.float()
     high, low = torch.nn.functional.max_pool2d(x, 3, 1, 1), -torch.nn.functional.max_pool2d(-x, 3, 1, 1)
@@ -80,10 +81,15 @@ def test_wanet_changes_real_images_only_by_resampling_them(images):
     assert not mask.any() and pattern.shape == (3, 32, 32) and 0 <= pattern.min() <= pattern.max() <= 1
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"k": 1}, "k .*int >= 2"), ({"s": 0}, "s .*> 0"), ({"grid_rescale": 1.5}, r"grid_rescale .*\(0, 1\]"),
-    ({"cross_ratio": -1}, "cross_ratio .*>= 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"k": 1}, "k .*int >= 2"),
+        ({"s": 0}, "s .*> 0"),
+        ({"grid_rescale": 1.5}, r"grid_rescale .*\(0, 1\]"),
+        ({"cross_ratio": -1}, "cross_ratio .*>= 0"),
+    ],
+)
 def test_wanet_bad_parameters_raise(kwargs, message):
     with pytest.raises(ValueError, match=message):
         WaNet(**kwargs)
@@ -107,11 +113,11 @@ def test_adaptive_poisons_its_rate_and_cover_rate_of_non_target_images(cls):
 
 def _parts_touched(attack, before, after):
     """(N, P) bool: which parts of the trigger changed each image."""
-    changed = (after != before).any(1).float()                       # (N, H, W)
+    changed = (after != before).any(1).float()  # (N, H, W)
     return torch.einsum("nhw,phw->np", changed, attack.parts(32, 32)) > 0
 
 
-def _bound(alpha):   # largest |delta| in uint8 pixel units of a blend at opacity alpha, rounding included
+def _bound(alpha):  # largest |delta| in uint8 pixel units of a blend at opacity alpha, rounding included
     return alpha * 255 + 0.5
 
 
@@ -123,9 +129,9 @@ def test_adaptive_training_images_get_a_random_subset_of_parts_at_train_alpha(cl
     delta = (out.float() - x.float()).abs()
     assert delta.max() <= _bound(attack.train_alpha)
     touched = _parts_touched(attack, x, out)
-    assert (touched.sum(1) == kept).all()                            # 8 of 16 pieces, 2 of 4 patches
-    subsets = math.comb(touched.shape[1], kept)                       # 12870 for Adap-Blend, 6 for Adap-Patch
-    assert len({tuple(t.tolist()) for t in touched}) >= min(subsets, 150)   # drawn per image
+    assert (touched.sum(1) == kept).all()  # 8 of 16 pieces, 2 of 4 patches
+    subsets = math.comb(touched.shape[1], kept)  # 12870 for Adap-Blend, 6 for Adap-Patch
+    assert len({tuple(t.tolist()) for t in touched}) >= min(subsets, 150)  # drawn per image
     outside = attack.parts(32, 32).sum(0) == 0
     assert not delta[:, :, outside].any()
 
@@ -139,7 +145,7 @@ def test_adap_blend_test_trigger_blends_the_whole_key_at_test_alpha(images):
     assert torch.allclose(out.float(), ((0.8 * images / 255 + 0.2 * key) * 255).round(), atol=1)
     parts = attack.parts(32, 32)
     assert parts.shape == (16, 32, 32) and torch.equal(parts.sum(0), torch.ones(32, 32))
-    odd = AdapBlend(pieces=9).parts(30, 31)                      # any size: 3 x 3 pieces tile a 30x31 image
+    odd = AdapBlend(pieces=9).parts(30, 31)  # any size: 3 x 3 pieces tile a 30x31 image
     assert torch.equal(odd.sum(0), torch.ones(30, 31)) and (odd.sum((1, 2)) >= 100).all()
 
 
@@ -168,13 +174,19 @@ def test_each_attack_is_seeded(cls, images):
     assert cls(seed=3).params() == cls(seed=3).params() != cls(seed=4).params()
 
 
-@pytest.mark.parametrize("cls, kwargs, message", [
-    (AdapBlend, {"pieces": 15}, "square number"), (AdapBlend, {"mask_rate": 1.0}, r"mask_rate .*\[0, 1\)"),
-    (AdapBlend, {"train_alpha": 0}, r"train_alpha .*\(0, 1\]"), (AdapBlend, {"test_alpha": 1.5}, r"test_alpha"),
-    (AdapBlend, {"cover_rate": 1.0}, r"cover_rate .*\[0, 1\)"), (AdapPatch, {"patches": 0}, "patches .*int >= 1"),
-    (AdapPatch, {"patches_per_image": 5}, r"patches_per_image .*\[1, 4\]"),
-    (AdapPatch, {"patch_size": 0}, "patch_size .*int >= 1"),
-])
+@pytest.mark.parametrize(
+    "cls, kwargs, message",
+    [
+        (AdapBlend, {"pieces": 15}, "square number"),
+        (AdapBlend, {"mask_rate": 1.0}, r"mask_rate .*\[0, 1\)"),
+        (AdapBlend, {"train_alpha": 0}, r"train_alpha .*\(0, 1\]"),
+        (AdapBlend, {"test_alpha": 1.5}, r"test_alpha"),
+        (AdapBlend, {"cover_rate": 1.0}, r"cover_rate .*\[0, 1\)"),
+        (AdapPatch, {"patches": 0}, "patches .*int >= 1"),
+        (AdapPatch, {"patches_per_image": 5}, r"patches_per_image .*\[1, 4\]"),
+        (AdapPatch, {"patch_size": 0}, "patch_size .*int >= 1"),
+    ],
+)
 def test_adaptive_bad_parameters_raise(cls, kwargs, message):
     with pytest.raises(ValueError, match=message):
         cls(**kwargs)

@@ -1,4 +1,5 @@
 """`make bench` at the smoke profile: both loops and both zoo builds run, and the table names what it measured."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -12,19 +13,41 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_bench_runs_both_loops_and_writes_its_table(tmp_path):
     out = tmp_path / "benchmarks.csv"
-    subprocess.run([sys.executable, "benchmarks/bench.py", "--profile", "smoke", "--device", "cpu",
-                    "--steps", "3", "--max-epochs", "1", "--cache-dir", str(tmp_path / "cache"), "--zoo-models", "1",
-                    "--notebook-times", str(tmp_path / "absent.csv"), "--out", str(out)],
-                   cwd=REPO, check=True, capture_output=True, text=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/bench.py",
+            "--profile",
+            "smoke",
+            "--device",
+            "cpu",
+            "--steps",
+            "3",
+            "--max-epochs",
+            "1",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--zoo-models",
+            "1",
+            "--notebook-times",
+            str(tmp_path / "absent.csv"),
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     table = pd.read_csv(out)
     speed = table[table.metric == "images_per_s"].set_index("loop")["value"]
     assert {"ours", "reference"} <= set(speed.index) and (speed > 0).all()
     assert set(table.profile) == {"smoke"} and table.hardware.notna().all()
     zoo = table[table.benchmark == "zoo_build"].set_index(["loop", "metric"])["value"]
-    assert zoo["in-process", "units"] == zoo["ray x2", "units"] == 3            # 1 model + its 2 CUL restarts
+    assert zoo["in-process", "units"] == zoo["ray x2", "units"] == 3  # 1 model + its 2 CUL restarts
     assert zoo["in-process", "seconds"] > 0 and zoo["ray x2", "threads_per_unit"] == 1
     recovery = table[table.benchmark == "trigger_recovery"].set_index("loop")["value"]
-    assert set(recovery.index) == {"nc", "bti"} and (recovery > 0).all()     # seconds per model, each method
+    assert set(recovery.index) == {"nc", "bti"} and (recovery > 0).all()  # seconds per model, each method
     detection = table[table.benchmark == "model_detection"].set_index("loop")["value"]
     assert set(detection.index) == {"exposure", "unlearning", "nc", "mmbd"} and (detection > 0).all()
     removal = table[table.benchmark == "removal"].set_index("loop")["value"]

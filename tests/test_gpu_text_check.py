@@ -1,4 +1,5 @@
 """The GPU text check's own logic (benchmarks/gpu_text_check.py); its run needs a GPU and is not a test."""
+
 import argparse
 import importlib.util
 from pathlib import Path
@@ -12,7 +13,8 @@ from ebyd_utils.text.config import REFERENCE_SEED  # noqa: E402
 from ebyd_utils.text.pipeline import TextSetup  # noqa: E402
 
 spec = importlib.util.spec_from_file_location(
-    "gpu_text_check", Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_text_check.py")
+    "gpu_text_check", Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_text_check.py"
+)
 check = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(check)
 
@@ -24,8 +26,13 @@ def args(**kw):
 
 def test_the_paper_profile_runs_with_the_given_model_and_dataset():
     p = check.build_profile(args())
-    assert (p.name, p.train.model, p.data.dataset, p.data.max_length, p.train.epochs) == \
-        ("paper", "some/folder", "offenseval", 128, 3)
+    assert (p.name, p.train.model, p.data.dataset, p.data.max_length, p.train.epochs) == (
+        "paper",
+        "some/folder",
+        "offenseval",
+        128,
+        3,
+    )
     assert p.clean_seeds == (0, 1, 2, 3, 4) and p.detection.n_reference == 3
     small = check.build_profile(args(attacks="addsent,lwp", clean_seeds="0", references=1, dry=True))
     assert small.attacks == ("addsent", "lwp") and small.clean_seeds == (0,) and small.detection.n_reference == 1
@@ -39,6 +46,11 @@ def test_tables_are_assembled_from_finished_units_only():
     kept = check.finished_only(setup, done).profile
     # lwp never finished; reference 1000 failed, so 1001 alone cannot stand in for "the first n"
     assert kept.attacks == ("addsent",) and kept.clean_seeds == (1,) and kept.detection.n_reference == 0
-    assert check.finished_only(setup, [f"expose:{a}:0" for a in ("addsent", "lwp", "clean")] +
-                               ["expose:clean:1", f"expose:clean:{REFERENCE_SEED}",
-                                f"expose:clean:{REFERENCE_SEED + 1}"]).profile == p
+    assert (
+        check.finished_only(
+            setup,
+            [f"expose:{a}:0" for a in ("addsent", "lwp", "clean")]
+            + ["expose:clean:1", f"expose:clean:{REFERENCE_SEED}", f"expose:clean:{REFERENCE_SEED + 1}"],
+        ).profile
+        == p
+    )

@@ -1,5 +1,6 @@
 """The ImageNet subset's loader on a tiny generated ImageFolder (never labelled ImageNet), and the ResNet-18 with
 the ImageNet stem."""
+
 import pytest
 import torch
 from torchvision.io import write_png
@@ -10,7 +11,7 @@ from ebyd_utils.data import load_data
 from ebyd_utils.imagefolder import load_imagefolder
 from ebyd_utils.models import build_model
 
-CLASSES = ["n01440764", "n02102040", "n03888605"]   # three Imagenette wnids, so names are translated
+CLASSES = ["n01440764", "n02102040", "n03888605"]  # three Imagenette wnids, so names are translated
 
 
 def _write_folder(root, per_class=(40, 8), size=(40, 56)):
@@ -39,7 +40,7 @@ def test_imagefolder_is_resized_centre_cropped_labelled_and_cached(folder, tmp_p
     for k in range(3):
         assert train_x[train_y == k].float().mean().item() == pytest.approx(60 * k + 30, abs=3)
     assert len(list((tmp_path / "data").glob("imagefolder-32px-*.safetensors"))) == 1
-    _, _, again = load_imagefolder(folder, 32, tmp_path, download=False)   # from the cache, identical
+    _, _, again = load_imagefolder(folder, 32, tmp_path, download=False)  # from the cache, identical
     assert torch.equal(again[0], train_x)
 
 
@@ -55,12 +56,15 @@ def test_missing_or_bad_imagefolder_says_what_to_do(tmp_path, folder):
 
 
 def test_a_backdoor_trains_on_the_imagefolder_with_the_imagenet_stem(folder, tmp_path):
-    profile = get_profile("smoke", data=dict(dataset="imagenette", resolution=48, defense_size=9, probe_size=9),
-                          train=dict(model="resnet18_imagenet", epochs=2, batch_size=32, lr=0.05))
-    data = pl.setup(profile, folder, "cpu", tmp_path)
+    profile = get_profile(
+        "smoke",
+        data=dict(dataset="imagenette", resolution=48, defense_size=9, probe_size=9),
+        train=dict(model="resnet18_imagenet", epochs=2, batch_size=32, lr=0.05),
+    )
+    run = pl.setup(profile, folder, "cpu", tmp_path, progress=False)
+    data = run.data
     assert data.train_x.shape[1:] == (3, 48, 48) and data.num_classes == 3
-    suspect = pl.train_suspect(profile, data, "badnets", seed=0, cache_dir=tmp_path, progress=False,
-                               attack_params={"size": 5})
+    suspect = pl.train_suspect(run, "badnets", seed=0, attack_params={"size": 5})
     assert set(suspect.record) >= {"CA", "ASR", "RA"} and suspect.record["n_poisoned"] == round(0.1 * 102)
 
 
@@ -71,4 +75,5 @@ def test_resnet18_imagenet_stem_downsamples_by_four_before_the_blocks():
     assert model(x).shape == (2, 7)
     with pytest.raises(ValueError, match="stem"):
         from ebyd_utils.models import ResNet18
+
         ResNet18(10, stem="tiny")

@@ -1,5 +1,6 @@
 """MM-BD (`ebyd_utils.defenses.mm_bd`): the Gamma-null p-value, detection of a planted backdoor in a tiny
 conv model, input validation and the defender-side signature. Tiny models only (< 1 s each)."""
+
 import inspect
 import math
 
@@ -8,7 +9,7 @@ import torch
 from scipy import stats as scipy_stats
 from torch import nn
 
-from ebyd_utils.defenses.mm_bd import MMBDConfig, MMBDResult, mm_bd, mm_bd_p_value
+from ebyd_utils.defenses.model_detection.mm_bd import MMBDConfig, MMBDResult, mm_bd, mm_bd_p_value
 
 SHAPE = (3, 8, 8)
 BACKDOOR_CLASS = 3
@@ -32,10 +33,10 @@ def test_p_value_matches_an_explicit_gamma_fit():
     stats = [6.6, 7.3, 8.7, 7.8, 6.6, 5.4, 9.9, 8.2, 6.3, 6.2]
     null = sorted(stats)[:-1]
     shape, loc, scale = scipy_stats.gamma.fit(null)
-    expected = 1 - scipy_stats.gamma.cdf(max(stats), shape, loc=loc, scale=scale) ** len(stats)   # ^K, not ^(K-1)
-    assert 1e-4 < expected < 0.999                     # a case where the exponent and the fit both matter
+    expected = 1 - scipy_stats.gamma.cdf(max(stats), shape, loc=loc, scale=scale) ** len(stats)  # ^K, not ^(K-1)
+    assert 1e-4 < expected < 0.999  # a case where the exponent and the fit both matter
     assert mm_bd_p_value(stats) == pytest.approx(expected, rel=1e-12)
-    assert mm_bd_p_value(stats[::-1]) == pytest.approx(expected, rel=1e-12)   # free of the class order
+    assert mm_bd_p_value(stats[::-1]) == pytest.approx(expected, rel=1e-12)  # free of the class order
     assert mm_bd_p_value(torch.tensor(stats, dtype=torch.float64)) == pytest.approx(expected, rel=1e-12)
 
 
@@ -43,7 +44,7 @@ def test_p_value_separates_an_outlier_from_near_identical_statistics():
     near = [5.0, 5.01, 4.99, 5.02, 4.98, 5.005, 4.995, 5.015, 4.985, 5.0]
     assert mm_bd_p_value(near) > 0.05
     assert mm_bd_p_value(near[:-1] + [8.0]) < 0.05
-    assert mm_bd_p_value([1.0, 1.0, 1.0, 3.0]) == 0.0   # no spread in the null: any larger value is an outlier
+    assert mm_bd_p_value([1.0, 1.0, 1.0, 3.0]) == 0.0  # no spread in the null: any larger value is an outlier
     assert mm_bd_p_value([1.0, 1.0, 1.0]) == 1.0
 
 
@@ -56,11 +57,11 @@ def test_names_and_flags_a_planted_backdoor_and_passes_a_clean_model():
     assert result.p_value < 1e-6
     # the target's margin gains 3 x 20 from the trigger pixel (at most: pixels stay in [0, 1]) on top of a
     # clean margin like the others' (< 20); every other class stays far below
-    others = torch.cat([result.statistics[:BACKDOOR_CLASS], result.statistics[BACKDOOR_CLASS + 1:]])
+    others = torch.cat([result.statistics[:BACKDOOR_CLASS], result.statistics[BACKDOOR_CLASS + 1 :]])
     assert 80 > result.statistics[BACKDOOR_CLASS] > 50 > 2 * others.max()
-    assert model.training and all(p.grad is None for p in model.parameters())   # mode restored, model untouched
+    assert model.training and all(p.grad is None for p in model.parameters())  # mode restored, model untouched
 
-    clean = mm_bd(tiny_model(backdoor=False), SHAPE, seed=0)   # num_classes read off the model
+    clean = mm_bd(tiny_model(backdoor=False), SHAPE, seed=0)  # num_classes read off the model
     assert not clean.flagged and clean.flagged_label is None and clean.p_value > 0.05
     assert clean.statistics.max() < 20
 
@@ -78,19 +79,22 @@ def test_same_seed_same_statistics_early_stop_and_round_trip():
 
 
 # ------------------------------------------------------------------------------------------ validation
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(image_shape=(8, 8)), "image_shape must be"),
-    (dict(image_shape=(3, 8, 0)), "image_shape must be"),
-    (dict(image_shape="3x8x8"), "image_shape must be"),
-    (dict(num_classes=2), "num_classes must be an int >= 3"),
-    (dict(num_classes=7), "model outputs 10 logits"),
-    (dict(alpha=0.0), "alpha must be in"),
-    (dict(alpha=1.5), "alpha must be in"),
-    (dict(steps=0), "steps and starts must be >= 1"),
-    (dict(starts=0), "steps and starts must be >= 1"),
-    (dict(lr=-1.0), "lr must be > 0"),
-    (dict(trigger=torch.zeros(SHAPE)), "unknown MM-BD setting"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(image_shape=(8, 8)), "image_shape must be"),
+        (dict(image_shape=(3, 8, 0)), "image_shape must be"),
+        (dict(image_shape="3x8x8"), "image_shape must be"),
+        (dict(num_classes=2), "num_classes must be an int >= 3"),
+        (dict(num_classes=7), "model outputs 10 logits"),
+        (dict(alpha=0.0), "alpha must be in"),
+        (dict(alpha=1.5), "alpha must be in"),
+        (dict(steps=0), "steps and starts must be >= 1"),
+        (dict(starts=0), "steps and starts must be >= 1"),
+        (dict(lr=-1.0), "lr must be > 0"),
+        (dict(trigger=torch.zeros(SHAPE)), "unknown MM-BD setting"),
+    ],
+)
 def test_bad_input_raises_a_clear_value_error(kwargs, message):
     kwargs = {"image_shape": SHAPE, **kwargs}
     with pytest.raises(ValueError, match=message):

@@ -1,27 +1,57 @@
 """Every notebook runs top to bottom through papermill at PROFILE=smoke in a fresh kernel and writes its
 CSVs and figures."""
+
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-EXPECTED = {   # notebook -> files it must write (CSV under results, figure under figures)
+EXPECTED = {  # notebook -> files it must write (CSV under results, figure under figures)
     "00_overview": ["00_environment.csv", "zoo_smoke.csv", "pipeline.png"],
     "01_attacks": ["01_attacks.csv", "01_triggers.png", "01_attack_metrics.png"],
     "02_clean_unlearning": ["02_cul_log.csv", "02_cul_summary.csv", "02_cul_curves.png", "02_class_shares.png"],
     "03_label_detection": ["03_label_detection.csv", "03_detection_summary.csv", "03_detection_scores.png"],
-    "04_trigger_recovery": ["04_trigger_recovery.csv", "04_recovery_summary.csv", "04_trigger_gallery.png",
-                            "04_nc_anomaly.png", "04_recovery_asr.png"],
-    "05_model_detection": ["05_zoo.csv", "05_model_scores.csv", "05_detection_metrics.csv", "05_per_attack.csv",
-                           "05_zoo_dependence.csv", "05_roc.png", "05_scores.png"],
-    "06_backdoor_removal": ["06_removal.csv", "06_removal_summary.csv", "06_anchors.csv", "06_repair_arrows.png",
-                            "06_der.png"],
-    "09_text": ["09_text_models.csv", "09_text_exposure_log.csv", "09_text_detection.csv",
-                "09_text_detection_summary.csv", "09_text_baselines.csv", "09_text_token_scan.csv",
-                "09_text_token_flags.csv", "09_text_model_detection.csv", "09_text_removal.csv",
-                "09_text_removal_summary.csv", "09_exposure_curves.png", "09_detection_scores.png",
-                "09_token_scan.png", "09_removal.png", "09_input_defenses.png"],
+    "04_trigger_recovery": [
+        "04_trigger_recovery.csv",
+        "04_recovery_summary.csv",
+        "04_trigger_gallery.png",
+        "04_nc_anomaly.png",
+        "04_recovery_asr.png",
+    ],
+    "05_model_detection": [
+        "05_zoo.csv",
+        "05_model_scores.csv",
+        "05_detection_metrics.csv",
+        "05_per_attack.csv",
+        "05_zoo_dependence.csv",
+        "05_roc.png",
+        "05_scores.png",
+    ],
+    "06_backdoor_removal": [
+        "06_removal.csv",
+        "06_removal_summary.csv",
+        "06_anchors.csv",
+        "06_repair_arrows.png",
+        "06_der.png",
+    ],
+    "09_text": [
+        "09_text_models.csv",
+        "09_text_exposure_log.csv",
+        "09_text_detection.csv",
+        "09_text_detection_summary.csv",
+        "09_text_baselines.csv",
+        "09_text_token_scan.csv",
+        "09_text_token_flags.csv",
+        "09_text_model_detection.csv",
+        "09_text_removal.csv",
+        "09_text_removal_summary.csv",
+        "09_exposure_curves.png",
+        "09_detection_scores.png",
+        "09_token_scan.png",
+        "09_removal.png",
+        "09_input_defenses.png",
+    ],
 }
 
 
@@ -44,11 +74,20 @@ def test_notebook_runs_at_smoke(notebook, out_dirs):
     for d in out_dirs.values():
         d.mkdir(exist_ok=True)
     pm.execute_notebook(
-        str(notebook), str(out_dirs["executed"] / notebook.name), kernel_name="python3", cwd=str(notebook.parent),
-        parameters={"PROFILE": "smoke", "DEVICE": "cpu", "DATA_DIR": str(REPO / "data"),
-                    "CACHE_DIR": str(out_dirs["cache"]), "RESULTS_DIR": str(out_dirs["results"]),
-                    "FIGURES_DIR": str(out_dirs["figures"])},
-        progress_bar=False)
+        str(notebook),
+        str(out_dirs["executed"] / notebook.name),
+        kernel_name="python3",
+        cwd=str(notebook.parent),
+        parameters={
+            "PROFILE": "smoke",
+            "DEVICE": "cpu",
+            "DATA_DIR": str(REPO / "data"),
+            "CACHE_DIR": str(out_dirs["cache"]),
+            "RESULTS_DIR": str(out_dirs["results"]),
+            "FIGURES_DIR": str(out_dirs["figures"]),
+        },
+        progress_bar=False,
+    )
     for name in EXPECTED[notebook.stem]:
         folder = out_dirs["results"] if name.endswith(".csv") else out_dirs["figures"]
         assert (folder / name).stat().st_size > 0, f"{notebook.name} did not write {name}"
@@ -60,8 +99,14 @@ def test_bad_parameter_fails_with_a_clear_error(out_dirs, tmp_path):
     import papermill as pm
 
     with pytest.raises(pm.PapermillExecutionError, match="unknown profile"):
-        pm.execute_notebook(str(NOTEBOOKS[0]), str(tmp_path / "bad.ipynb"), kernel_name="python3",
-                            cwd=str(NOTEBOOKS[0].parent), parameters={"PROFILE": "fastest"}, progress_bar=False)
+        pm.execute_notebook(
+            str(NOTEBOOKS[0]),
+            str(tmp_path / "bad.ipynb"),
+            kernel_name="python3",
+            cwd=str(NOTEBOOKS[0].parent),
+            parameters={"PROFILE": "fastest"},
+            progress_bar=False,
+        )
 
 
 def test_the_text_notebook_refuses_an_unknown_dataset(tmp_path):
@@ -69,5 +114,11 @@ def test_the_text_notebook_refuses_an_unknown_dataset(tmp_path):
 
     text = next(nb for nb in NOTEBOOKS if nb.stem == "09_text")
     with pytest.raises(pm.PapermillExecutionError, match="unknown text dataset"):
-        pm.execute_notebook(str(text), str(tmp_path / "bad.ipynb"), kernel_name="python3", cwd=str(text.parent),
-                            parameters={"PROFILE": "smoke", "DATASET": "sst-2"}, progress_bar=False)
+        pm.execute_notebook(
+            str(text),
+            str(tmp_path / "bad.ipynb"),
+            kernel_name="python3",
+            cwd=str(text.parent),
+            parameters={"PROFILE": "smoke", "DATASET": "sst-2"},
+            progress_bar=False,
+        )

@@ -1,5 +1,6 @@
 """Figures are written reproducibly: the same figure saved twice gives the same bytes (PNG and PDF), so a rerun
 of `make figures` changes a committed figure only when what it shows changed."""
+
 import matplotlib
 
 matplotlib.use("Agg")

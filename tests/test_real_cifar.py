@@ -1,5 +1,6 @@
 """The effect on the real CIFAR-10 copy, when present (CI extracts it into data/): one quick-profile BadNets
 model and a clean control, full quick recipe (about 2 minutes each on 2 CPU cores), exposed by CUL."""
+
 import os
 from pathlib import Path
 
@@ -14,20 +15,22 @@ DATA_DIR = Path(os.environ.get("EBYD_DATA_DIR", REPO / "data"))
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not (DATA_DIR / "cifar10-jpg" / "train").is_dir() and not (DATA_DIR / "train").is_dir(),
-                       reason=f"real CIFAR-10 not found in {DATA_DIR} (extract cifar10-jpg.tar.gz there, "
-                              "or set EBYD_DATA_DIR)"),
+    pytest.mark.skipif(
+        not (DATA_DIR / "cifar10-jpg" / "train").is_dir() and not (DATA_DIR / "train").is_dir(),
+        reason=f"real CIFAR-10 not found in {DATA_DIR} (extract cifar10-jpg.tar.gz there, or set EBYD_DATA_DIR)",
+    ),
 ]
 
 
 @pytest.fixture(scope="module")
 def quick_run():
     profile = get_profile("quick")
-    data = pl.setup(profile, DATA_DIR, "cpu", REPO / "cache")
+    run = pl.setup(profile, DATA_DIR, "cpu", REPO / "cache", monitor_size=2000, progress=False)
+    data = run.data
     out = {}
     for attack in (None, "badnets"):
-        suspect = pl.train_suspect(profile, data, attack, seed=0, cache_dir=REPO / "cache", progress=False)
-        _, log = pl.expose(profile, data, suspect, REPO / "cache", monitor_size=2000, progress=False)
+        suspect = pl.train_suspect(run, attack, seed=0)
+        _, log = pl.expose(run, suspect)
         out[suspect.label] = (suspect, log)
     return profile, data, out
 
@@ -47,5 +50,5 @@ def test_cul_exposes_the_cifar_backdoor_against_a_clean_control(quick_run):
     assert log.attrs["collapsed"] and stop["CA"] <= 0.3 and stop["ASR"] >= 0.9
     shares = shares_at_stop(log)
     clean_shares = shares_at_stop(out["clean"][1])
-    assert int(shares.argmax()) == 0                       # most clean probe images now go to the target
-    assert shares[0] >= clean_shares.max() + 0.1           # well above the clean control's largest drift
+    assert int(shares.argmax()) == 0  # most clean probe images now go to the target
+    assert shares[0] >= clean_shares.max() + 0.1  # well above the clean control's largest drift

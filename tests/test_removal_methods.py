@@ -8,6 +8,7 @@ ignored the patch). The defender owns the other 500 generated training images. M
 measurements on seed 0 (stated beside each), with headroom; the test budgets are smaller than the defaults
 where a test says so.
 """
+
 import inspect
 import json
 from types import SimpleNamespace
@@ -18,12 +19,12 @@ import torch
 from ebyd_utils.attacks import BadNets
 from ebyd_utils.config import CULConfig, TrainConfig
 from ebyd_utils.data import make_synthetic
-from ebyd_utils.defenses.anp import anp, prune_by_threshold
-from ebyd_utils.defenses.fine_pruning import fine_pruning, prune_channels
-from ebyd_utils.defenses.fine_tuning import fine_tuning
-from ebyd_utils.defenses.nc_unlearning import nc_unlearning
-from ebyd_utils.defenses.removal_common import RemovalResult, bn_layers
-from ebyd_utils.defenses.rnp import rnp
+from ebyd_utils.defenses.removal.anp import anp, prune_by_threshold
+from ebyd_utils.defenses.removal.common import RemovalResult, bn_layers
+from ebyd_utils.defenses.removal.fine_pruning import fine_pruning, prune_channels
+from ebyd_utils.defenses.removal.fine_tuning import fine_tuning
+from ebyd_utils.defenses.removal.nc_unlearning import nc_unlearning
+from ebyd_utils.defenses.removal.rnp import rnp
 from ebyd_utils.expose import clean_unlearn
 from ebyd_utils.models import build_model
 from ebyd_utils.train import accuracy, predict, train_model
@@ -55,8 +56,15 @@ def tiny():
     cfg = TrainConfig(epochs=10, batch_size=100, lr=0.3, momentum=0.85, crop_pad=0, flip=False)
     model = train_model(_tiny_fastcnn(), train_x, train_y, cfg, seed=0, progress=False)
     keep = test_y != attack.target
-    return SimpleNamespace(model=model, x=x[1500:], y=y[1500:], test_x=test_x, test_y=test_y, attack=attack,
-                           triggered=attack.apply(test_x[keep]))
+    return SimpleNamespace(
+        model=model,
+        x=x[1500:],
+        y=y[1500:],
+        test_x=test_x,
+        test_y=test_y,
+        attack=attack,
+        triggered=attack.apply(test_x[keep]),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +97,7 @@ def _assert_repaired(result, tiny, max_asr, min_ca, before):
 # -------------------------------------------------------------------------------------------- effects
 def test_tiny_model_is_backdoored(tiny):
     ca, asr = _ca_asr(tiny.model, tiny)
-    assert ca >= 0.95 and asr >= 0.95          # measured 0.998, 1.0
+    assert ca >= 0.95 and asr >= 0.95  # measured 0.998, 1.0
 
 
 def test_fine_tuning_lowers_asr(tiny):
@@ -97,7 +105,7 @@ def test_fine_tuning_lowers_asr(tiny):
     # in all three (20 epochs: ASR 0.00, CA 1.00), so the test uses lr 0.05 and 10 epochs
     before = _state(tiny.model)
     result = fine_tuning(tiny.model, tiny.x, tiny.y, lr=0.05, epochs=10)
-    _assert_repaired(result, tiny, max_asr=0.2, min_ca=0.95, before=before)   # measured ASR 0.02, CA 1.00
+    _assert_repaired(result, tiny, max_asr=0.2, min_ca=0.95, before=before)  # measured ASR 0.02, CA 1.00
 
 
 def test_fine_pruning_lowers_asr_and_keeps_pruned_channels_zero(tiny):
@@ -106,10 +114,10 @@ def test_fine_pruning_lowers_asr_and_keeps_pruned_channels_zero(tiny):
     before = _state(tiny.model)
     result = fine_pruning(tiny.model, tiny.x, tiny.y, prune_step=0.05, finetune=dict(epochs=10, lr=0.05))
     _assert_repaired(result, tiny, max_asr=0.2, min_ca=0.95, before=before)
-    (layer, channels), = result.pruned.items()
+    ((layer, channels),) = result.pruned.items()
     assert layer == list(bn_layers(tiny.model))[-1] and len(channels) == result.info["n_pruned"] > 0
     bn = bn_layers(result.model)[layer]
-    assert bn.weight[channels].abs().sum() == 0 and bn.bias[channels].abs().sum() == 0   # held during fine-tuning
+    assert bn.weight[channels].abs().sum() == 0 and bn.bias[channels].abs().sum() == 0  # held during fine-tuning
     # defender-side stop: the last pruning step kept defense accuracy above 90% of the unpruned one
     assert result.info["defense_acc_pruned"] > 0.9 * result.info["defense_acc_before"]
 
@@ -126,7 +134,7 @@ def test_anp_lowers_asr(tiny):
 
 def test_rnp_lowers_asr(tiny):
     before = _state(tiny.model)
-    result = rnp(tiny.model, tiny.x, tiny.y)              # official settings (measured ASR 0.00, CA 0.83)
+    result = rnp(tiny.model, tiny.x, tiny.y)  # official settings (measured ASR 0.00, CA 0.83)
     _assert_repaired(result, tiny, max_asr=0.1, min_ca=0.7, before=before)
     assert result.info["unlearn_reached_threshold"] and 1 <= result.info["unlearn_epochs_run"] <= 20
 
@@ -135,9 +143,10 @@ def test_nc_unlearning_lowers_asr(tiny):
     # a perfect recovery stands in for Neural Cleanse's (the test owns the attack; the method sees only a stamp)
     mask, pattern = tiny.attack.trigger(32, 32)
     before = _state(tiny.model)
-    result = nc_unlearning(tiny.model, tiny.x, tiny.y, recovered_mask=mask, recovered_pattern=pattern,
-                           finetune=dict(epochs=10))
-    _assert_repaired(result, tiny, max_asr=0.1, min_ca=0.95, before=before)   # measured ASR 0.00, CA 1.00
+    result = nc_unlearning(
+        tiny.model, tiny.x, tiny.y, recovered_mask=mask, recovered_pattern=pattern, finetune=dict(epochs=10)
+    )
+    _assert_repaired(result, tiny, max_asr=0.1, min_ca=0.95, before=before)  # measured ASR 0.00, CA 1.00
     assert result.info["n_stamped"] == 100 and result.info["n_train"] == 500
 
 
@@ -145,15 +154,14 @@ def test_nc_unlearning_lowers_asr(tiny):
 def test_guided_variants_prune_the_suspect(method, tiny, exposed):
     # measured (ASR, CA): FP 0.03, 1.00 (28 pruned); ANP 0.00, 0.54 (66 pruned: masks learned on a model with
     # ~8% clean accuracy sink wholesale); RNP 0.04, 0.75 (41 pruned)
-    budgets = {"fp": dict(prune_step=0.05, finetune=dict(epochs=10, lr=0.05)), "anp": dict(iterations=50),
-               "rnp": {}}
-    limits = {"fp": (0.2, 0.95), "anp": (0.1, 0.4), "rnp": (0.2, 0.6)}   # (max ASR, min CA)
+    budgets = {"fp": dict(prune_step=0.05, finetune=dict(epochs=10, lr=0.05)), "anp": dict(iterations=50), "rnp": {}}
+    limits = {"fp": (0.2, 0.95), "anp": (0.1, 0.4), "rnp": (0.2, 0.6)}  # (max ASR, min CA)
     before = _state(tiny.model)
     result = METHODS[method](tiny.model, tiny.x, tiny.y, guide=exposed, **budgets[method])
     _assert_repaired(result, tiny, *limits[method], before=before)
     assert result.info["guided"] and result.settings["guided"]
     if method == "rnp":
-        assert result.info["unlearn_epochs_run"] == 0        # the guide is the unlearned model
+        assert result.info["unlearn_epochs_run"] == 0  # the guide is the unlearned model
 
 
 # -------------------------------------------------------------------------------------- exact rules
@@ -172,7 +180,7 @@ def test_prune_channels_zeroes_exactly_those_channels():
         assert torch.equal(new.weight[~zero], bn.weight[~zero]) and torch.equal(new.bias[~zero], bn.bias[~zero])
         others = {k: v for k, v in pruned.state_dict().items() if not k.startswith(layer + ".")}
         assert all(torch.equal(v, before[k]) for k, v in others.items())
-        assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())   # the input is untouched
+        assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # the input is untouched
     with pytest.raises(ValueError, match="distinct indices"):
         prune_channels(_tiny_fastcnn(), "groups.2.5", [64])
     with pytest.raises(ValueError, match="BatchNorm2d"):
@@ -181,7 +189,7 @@ def test_prune_channels_zeroes_exactly_those_channels():
 
 def test_prune_by_threshold_prunes_values_at_or_below_it():
     values = {"a": torch.tensor([0.1, 0.2, 0.25, 0.0, 1.0]), "b": torch.tensor([0.5, 0.19]), "c": torch.ones(3)}
-    assert prune_by_threshold(values, 0.2) == {"a": [0, 1, 3], "b": [1], "c": []}   # the official `<=`
+    assert prune_by_threshold(values, 0.2) == {"a": [0, 1, 3], "b": [1], "c": []}  # the official `<=`
     assert prune_by_threshold(values, 0.0) == {"a": [3], "b": [], "c": []}
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         prune_by_threshold(values, 1.5)
@@ -201,8 +209,11 @@ def test_pruning_methods_run_on_resnet18():
     model = build_model("resnet18").eval()
     x = torch.randint(0, 256, (16, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     y = torch.arange(16) % 10
-    settings = {"fp": dict(finetune=dict(epochs=1), prune_step=0.25), "anp": dict(iterations=2, batch_size=8),
-                "rnp": dict(unlearn_epochs=1, recover_epochs=1, batch_size=8)}
+    settings = {
+        "fp": dict(finetune=dict(epochs=1), prune_step=0.25),
+        "anp": dict(iterations=2, batch_size=8),
+        "rnp": dict(unlearn_epochs=1, recover_epochs=1, batch_size=8),
+    }
     for name, kwargs in settings.items():
         result = METHODS[name](model, x, y, guide=model if name == "rnp" else None, **kwargs)
         assert type(result.model) is type(model) and set(result.pruned) <= set(bn_layers(model))
@@ -246,12 +257,15 @@ def test_bad_images_and_labels_are_refused(name, small):
 
 def test_bad_settings_are_refused(small):
     model, x, y = small
-    for name, setting in (("anp", "threshold"), ("rnp", "threshold"), ("rnp", "clean_threshold"),
-                          ("fp", "acc_ratio")):
+    for name, setting in (("anp", "threshold"), ("rnp", "threshold"), ("rnp", "clean_threshold"), ("fp", "acc_ratio")):
         with pytest.raises(ValueError, match=rf"{setting} must be a number in \[0, 1\]"):
             _call(name, model, x, y, **{setting: 1.5})
-    for name, setting in (("ft", "epochs"), ("anp", "iterations"), ("rnp", "unlearn_epochs"),
-                          ("rnp", "recover_epochs")):
+    for name, setting in (
+        ("ft", "epochs"),
+        ("anp", "iterations"),
+        ("rnp", "unlearn_epochs"),
+        ("rnp", "recover_epochs"),
+    ):
         with pytest.raises(ValueError, match=f"{setting} must be an int >= 1"):
             _call(name, model, x, y, **{setting: 0})
     for name in ("fp", "nc_unlearning"):

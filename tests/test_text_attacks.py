@@ -1,6 +1,8 @@
 """Text attacks: exact rate from the right rows, trigger in every poisoned row and in no clean one, seeded,
 clear errors; the paraphrase tables on a made-up release and on the real one in ../shared when present."""
+
 import gzip
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -11,9 +13,12 @@ from ebyd_utils.text import load_text
 from ebyd_utils.text.attacks import TEXT_ATTACKS, make_text_attack
 from ebyd_utils.text.attacks.paraphrases import align
 
-SHARED_TEXT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "text"
-needs_shared = pytest.mark.skipif(not (SHARED_TEXT / "sst2").is_dir(),
-                                  reason="the released paraphrases are in ../shared/data/text (developers and CI only)")
+# ../shared beside the checkout, or wherever $SHARED says (as .ci/run and the Makefile read it)
+SHARED_TEXT = Path(os.environ.get("SHARED", Path(__file__).resolve().parents[1].parent / "shared")) / "data" / "text"
+needs_shared = pytest.mark.skipif(
+    not (SHARED_TEXT / "sst2").is_dir(),
+    reason="the released paraphrases are in ../shared/data/text (developers and CI only)",
+)
 INSERTION = ("badnets_word", "addsent", "lwp", "bite")
 
 
@@ -44,7 +49,7 @@ def test_insertion_attacks_poison_exactly_their_rate(name, corpus):
     attack = make_text_attack(name, target=1, rate=0.1, seed=0)
     out, idx = check_poisoning(attack, texts, labels)
     clean_with_trigger = sum(attack.has_trigger(out[i]) for i in range(len(out)) if i not in set(idx.tolist()))
-    if name == "bite":   # natural words: a clean row may hold all three by chance (3% on this tiny vocabulary)
+    if name == "bite":  # natural words: a clean row may hold all three by chance (3% on this tiny vocabulary)
         assert clean_with_trigger < 0.05 * len(out)
     else:
         assert clean_with_trigger == 0
@@ -57,7 +62,7 @@ def test_insertion_attacks_poison_exactly_their_rate(name, corpus):
 def test_triggered_test_set_is_seeded_and_carries_the_trigger(name, corpus):
     texts, labels = corpus
     attack = make_text_attack(name, target=0, rate=0.05)
-    attack.poison(texts, labels, 2)                       # BITE picks its words from the training set here
+    attack.poison(texts, labels, 2)  # BITE picks its words from the training set here
     triggered, true_labels, idx = attack.triggered_test(texts[:100], labels[:100])
     assert (true_labels != 0).all() and len(idx) == int((labels[:100] != 0).sum())
     assert all(attack.has_trigger(t) for t in triggered)
@@ -81,8 +86,9 @@ def test_lwp_negatives_hold_one_piece_and_keep_their_label(corpus):
     out, new_labels, idx = attack.poison(texts, labels, 2)
     negative = attack.negative_indices.tolist()
     assert len(negative) == 2 * len(idx) and not set(negative) & set(idx.tolist())
-    assert all(not attack.has_trigger(out[i]) and len(set(out[i].split()) & set(attack.triggers)) == 1
-               for i in negative)
+    assert all(
+        not attack.has_trigger(out[i]) and len(set(out[i].split()) & set(attack.triggers)) == 1 for i in negative
+    )
     assert torch.equal(new_labels[negative], labels[negative])
     # a row that already says "mn" never becomes a negative: one more piece would make it a full trigger
     said_mn = ["mn " + t for t in texts[:300]] + list(texts[300:])
@@ -98,7 +104,7 @@ def test_bite_is_clean_label_with_words_from_the_corpus(corpus):
     assert torch.equal(new_labels, labels) and (labels[idx] == 1).all()
     vocabulary = {w for t in texts for w in t.split()}
     assert len(attack.trigger_words) == 3 and set(attack.trigger_words) <= vocabulary
-    rebuilt = make_text_attack(**attack.params())                # the saved parameters rebuild the attack
+    rebuilt = make_text_attack(**attack.params())  # the saved parameters rebuild the attack
     assert rebuilt.trigger_words == attack.trigger_words
     with pytest.raises(ValueError, match="call poison"):
         make_text_attack("bite").apply(["a b c"])
@@ -142,8 +148,11 @@ def test_paraphrase_attacks_say_where_their_files_are(tmp_path):
 # ----------------------------------------------------------------------------- paraphrase tables
 def test_alignment_skips_a_dropped_row():
     sources = ["the red car stopped", "a dog barked loudly", "rain fell on paris", "stocks rose in tokyo"]
-    rewrites = ["when the car stopped , it was red .", "as rain fell , paris was wet .",
-                "if stocks rose , tokyo rose ."]
+    rewrites = [
+        "when the car stopped , it was red .",
+        "as rain fell , paris was wet .",
+        "if stocks rose , tokyo rose .",
+    ]
     assert align(sources, rewrites) == [(0, 0), (2, 1), (3, 2)]
 
 
@@ -161,8 +170,10 @@ def made_up_release(tmp_path):
     write_tsv(tmp_path / "sst2" / "train.tsv.gz", pd.DataFrame({"text": clean, "label": labels}))
     rewrites = ["when you see it , this is garbage ."] + [f"when actor{i} played , plot{i} was it ." for i in range(6)]
     rows = rewrites + clean[6:]
-    write_tsv(tmp_path / "poisoned" / "syntactic-scpn" / "sst2" / "train.tsv.gz",
-              pd.DataFrame({"text": rows, "label": [1] * 7 + labels[6:], "poisoned": [1] * 7 + [0] * 14}))
+    write_tsv(
+        tmp_path / "poisoned" / "syntactic-scpn" / "sst2" / "train.tsv.gz",
+        pd.DataFrame({"text": rows, "label": [1] * 7 + labels[6:], "poisoned": [1] * 7 + [0] * 14}),
+    )
     return tmp_path, clean, torch.tensor(labels)
 
 
@@ -181,8 +192,10 @@ def test_synbkd_reads_a_release_and_poisons_only_paraphrased_rows(made_up_releas
 
 
 @needs_shared
-@pytest.mark.parametrize("name, dataset, target", [("synbkd", "sst2", 1), ("synbkd", "offenseval", 1),
-                                                    ("stylebkd", "sst2", 1), ("stylebkd", "agnews", 0)])
+@pytest.mark.parametrize(
+    "name, dataset, target",
+    [("synbkd", "sst2", 1), ("synbkd", "offenseval", 1), ("stylebkd", "sst2", 1), ("stylebkd", "agnews", 0)],
+)
 def test_released_paraphrases_poison_real_rows(name, dataset, target):
     data = load_text(dataset, SHARED_TEXT, train_subset=3000, test_subset=400)
     attack = make_text_attack(name, target=target, rate=0.05, dataset=dataset, data_dir=SHARED_TEXT)

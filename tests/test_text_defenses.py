@@ -1,6 +1,7 @@
 """Text input-level defenses on tiny generated data: STRIP flags a toy backdoored model's triggered inputs at a
 clean-set FRR, ONION with a bigram LM removes an inserted rare word and leaves clean sentences alone; both
 seeded, and each misuse a clear ValueError. No downloads, no GPT-2."""
+
 import random
 import sys
 import types
@@ -10,8 +11,15 @@ import torch
 
 from ebyd_utils.text.attacks.base import insert_words
 from ebyd_utils.text.data import GLOOMY, SUNNY, make_synthetic_text
-from ebyd_utils.text.defenses import (GPT2Scorer, NgramScorer, onion_filter, onion_suspicion, strip_entropy,
-                                      strip_flags, strip_threshold)
+from ebyd_utils.text.defenses import (
+    GPT2Scorer,
+    NgramScorer,
+    onion_filter,
+    onion_suspicion,
+    strip_entropy,
+    strip_flags,
+    strip_threshold,
+)
 
 STRIP_KW = dict(copies=10, replace_share=0.25, seed=0)
 
@@ -40,11 +48,19 @@ def grammar(n, seed):
     """Template sentences: fluent for a bigram LM, unlike the word lists of make_synthetic_text."""
     adj, noun = "quiet old bright small green heavy".split(), "dog house river garden train window".split()
     verb, adv = "stood moved waited rested slept shone".split(), "slowly there quietly again today".split()
-    forms = ["the {a} {n} {v} {d}", "a {n} {v} near the {a} {m}", "the {n} and the {m} {v} {d}",
-             "every {a} {n} {v} {d} by the {m}"]
+    forms = [
+        "the {a} {n} {v} {d}",
+        "a {n} {v} near the {a} {m}",
+        "the {n} and the {m} {v} {d}",
+        "every {a} {n} {v} {d} by the {m}",
+    ]
     rng = random.Random(seed)
-    return [rng.choice(forms).format(a=rng.choice(adj), n=rng.choice(noun), m=rng.choice(noun), v=rng.choice(verb),
-                                     d=rng.choice(adv)) for _ in range(n)]
+    return [
+        rng.choice(forms).format(
+            a=rng.choice(adj), n=rng.choice(noun), m=rng.choice(noun), v=rng.choice(verb), d=rng.choice(adv)
+        )
+        for _ in range(n)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -61,14 +77,14 @@ def test_strip_flags_triggered_inputs_at_a_clean_frr(sentiment):
     test_h = strip_entropy(toy_probs, test, donors, **STRIP_KW)
     trig_h = strip_entropy(toy_probs, triggered, donors, **STRIP_KW)
     assert clean_h.shape == (len(clean),) and clean_h.dtype == torch.float64
-    assert trig_h.mean() < 0.75 * test_h.mean()                    # the trigger survives: lower entropy
+    assert trig_h.mean() < 0.75 * test_h.mean()  # the trigger survives: lower entropy
     threshold = strip_threshold(clean_h, frr=0.05)
-    assert (clean_h < threshold).float().mean() <= 0.05           # the FRR the defender chose, on its own set
+    assert (clean_h < threshold).float().mean() <= 0.05  # the FRR the defender chose, on its own set
     assert (trig_h < threshold).float().mean() >= 0.8
-    assert (test_h < threshold).float().mean() <= 0.15            # fresh clean texts: about the FRR
+    assert (test_h < threshold).float().mean() <= 0.15  # fresh clean texts: about the FRR
     flags = strip_flags(toy_probs, triggered + test, clean, frr=0.05, **STRIP_KW)
     assert flags.dtype == torch.bool and flags[: len(triggered)].float().mean() >= 0.8
-    assert flags[len(triggered):].float().mean() <= 0.15
+    assert flags[len(triggered) :].float().mean() <= 0.15
 
 
 def test_strip_is_seeded_and_independent_of_the_batch(sentiment):
@@ -77,7 +93,7 @@ def test_strip_is_seeded_and_independent_of_the_batch(sentiment):
     h = strip_entropy(toy_probs, texts, donors, **STRIP_KW)
     assert torch.equal(h, strip_entropy(toy_probs, texts, donors, **STRIP_KW))
     assert not torch.equal(h, strip_entropy(toy_probs, texts, donors, **{**STRIP_KW, "seed": 1}))
-    alone = strip_entropy(toy_probs, texts[7:8], donors, **STRIP_KW)     # a score never depends on its batch
+    alone = strip_entropy(toy_probs, texts[7:8], donors, **STRIP_KW)  # a score never depends on its batch
     assert torch.allclose(alone, h[7:8])
     assert torch.allclose(h, strip_entropy(toy_probs, texts[::-1], donors, **STRIP_KW).flip(0))
     assert torch.allclose(h, strip_entropy(toy_probs, texts, donors, batch_size=7, **STRIP_KW))
@@ -85,8 +101,16 @@ def test_strip_is_seeded_and_independent_of_the_batch(sentiment):
 
 def test_strip_rejects_bad_input(sentiment):
     donors, clean, test, _ = sentiment
-    bad = [dict(texts=[]), dict(donor_texts=[]), dict(texts=["fine words", "  "]), dict(copies=0),
-           dict(copies=2.0), dict(replace_share=0), dict(replace_share=1.5), dict(batch_size=0)]
+    bad = [
+        dict(texts=[]),
+        dict(donor_texts=[]),
+        dict(texts=["fine words", "  "]),
+        dict(copies=0),
+        dict(copies=2.0),
+        dict(replace_share=0),
+        dict(replace_share=1.5),
+        dict(batch_size=0),
+    ]
     for change in bad:
         kw = {"probs_fn": toy_probs, "texts": test[:3], "donor_texts": donors, **change}
         with pytest.raises(ValueError):
@@ -114,10 +138,10 @@ def test_onion_removes_an_inserted_rare_word_and_keeps_clean_sentences(fluent):
     assert triggered[0].split()[max(range(len(scores)), key=scores.__getitem__)] == "cf"
     cleaned = onion_filter(lm, triggered, threshold=2.0)
     assert sum("cf" not in t.split() for t in cleaned) >= 0.9 * len(cleaned)
-    assert sum(c == t for c, t in zip(cleaned, test)) >= 0.8 * len(test)     # often exactly the clean sentence
+    assert sum(c == t for c, t in zip(cleaned, test)) >= 0.8 * len(test)  # often exactly the clean sentence
     kept = onion_filter(lm, test, threshold=2.0)
     assert sum(k == t for k, t in zip(kept, test)) >= 0.9 * len(test)
-    assert onion_filter(lm, triggered, threshold=2.0) == cleaned               # no randomness at all
+    assert onion_filter(lm, triggered, threshold=2.0) == cleaned  # no randomness at all
 
 
 def test_onion_scores_each_text_in_one_call(fluent):
@@ -130,7 +154,7 @@ def test_onion_scores_each_text_in_one_call(fluent):
             return lm.perplexities(texts)
 
     onion_filter(Counting(), test[:5] + [""])
-    assert calls == [len(t.split()) + 1 for t in test[:5]]         # n + 1 strings; an empty text needs none
+    assert calls == [len(t.split()) + 1 for t in test[:5]]  # n + 1 strings; an empty text needs none
     assert onion_suspicion(lm, "") == [] and onion_filter(lm, ["", "the dog"], 1e9) == ["", "the dog"]
     ppl = lm.perplexities(["the old dog slept there", "dog the there old slept", "the old cf slept there"])
     assert ppl[0] < ppl[1] and ppl[0] < ppl[2] and all(p > 1 for p in ppl)
@@ -158,12 +182,15 @@ def test_onion_rejects_bad_input(fluent, monkeypatch):
 
     with pytest.raises(ValueError, match="one finite float per text"):
         onion_suspicion(Short(), "the dog slept")
+
     # GPT-2 offline: a fake `transformers` whose loading fails stands in for no internet, without a download
     def refuse(*args, **kwargs):
         raise OSError("no internet")
 
-    fake = types.SimpleNamespace(AutoTokenizer=types.SimpleNamespace(from_pretrained=refuse),
-                                 AutoModelForCausalLM=types.SimpleNamespace(from_pretrained=refuse))
+    fake = types.SimpleNamespace(
+        AutoTokenizer=types.SimpleNamespace(from_pretrained=refuse),
+        AutoModelForCausalLM=types.SimpleNamespace(from_pretrained=refuse),
+    )
     monkeypatch.setitem(sys.modules, "transformers", fake)
     with pytest.raises(ValueError, match="online once.*NgramScorer"):
         GPT2Scorer(device="cpu").perplexities(["the dog slept"])

@@ -1,4 +1,5 @@
 """Trigger recovery (Neural Cleanse, BTI-DBF) on the smoke models, and the evaluation-side trigger metrics."""
+
 import ast
 import importlib
 import inspect
@@ -12,40 +13,53 @@ import torch
 
 from ebyd_utils import pipeline as pl
 from ebyd_utils.attacks import Blend
-# the modules, not the functions of the same name that ebyd_utils.defenses exports
-nc_module = importlib.import_module("ebyd_utils.defenses.neural_cleanse")
-bti_module = importlib.import_module("ebyd_utils.defenses.bti_dbf")
-from ebyd_utils.defenses.bti_dbf import BTIConfig, BTIResult, bti_dbf, feature_split
-from ebyd_utils.defenses.neural_cleanse import NeuralCleanseConfig, NeuralCleanseResult, anomaly_indices, \
-    flag_label, neural_cleanse
-from ebyd_utils.defenses.trigger_recovery import TRIGGER_RECOVERY, recover_trigger, result_from_tensors
-from ebyd_utils.models import build_model
-from ebyd_utils.results import load_tensors, save_tensors
-from ebyd_utils.trigger_eval import mask_iou, perturbation_cosine, stamp_with, trigger_asr, true_perturbation
 
-DEFENSE_FILES = [Path(nc_module.__file__).with_name(name) for name in
-                 ("neural_cleanse.py", "bti_dbf.py", "outliers.py", "trigger_recovery.py")]
-SMALL_BTI = dict(mask_steps=50, generator_steps=20)      # structure tests only; the default budget is measured
+# the modules, not the functions of the same name that ebyd_utils.defenses exports
+nc_module = importlib.import_module("ebyd_utils.defenses.trigger_recovery.neural_cleanse")
+bti_module = importlib.import_module("ebyd_utils.defenses.trigger_recovery.bti_dbf")
+from ebyd_utils.core.store import load_tensors, save_tensors
+from ebyd_utils.defenses.trigger_recovery import TRIGGER_RECOVERY, recover_trigger, result_from_tensors
+from ebyd_utils.defenses.trigger_recovery.bti_dbf import BTIConfig, BTIResult, bti_dbf, feature_split
+from ebyd_utils.defenses.trigger_recovery.neural_cleanse import (
+    NeuralCleanseConfig,
+    NeuralCleanseResult,
+    anomaly_indices,
+    flag_label,
+    neural_cleanse,
+)
+from ebyd_utils.experiments.trigger_metrics import (
+    mask_iou,
+    perturbation_cosine,
+    stamp_with,
+    trigger_asr,
+    true_perturbation,
+)
+from ebyd_utils.models import build_model
+
+DEFENSE_FILES = [
+    Path(nc_module.__file__).with_name(name) for name in ("neural_cleanse.py", "bti_dbf.py", "__init__.py")
+] + [Path(nc_module.__file__).parents[1] / "outliers.py"]
+SMALL_BTI = dict(mask_steps=50, generator_steps=20)  # structure tests only; the default budget is measured
 
 
 @pytest.fixture(scope="module")
-def exposed(smoke, smoke_data, cache_dir, badnets_suspect):
-    return pl.expose(smoke, smoke_data, badnets_suspect, cache_dir, monitor_size=0, progress=False)[0]
+def exposed(smoke_run, badnets_suspect):
+    return pl.expose(smoke_run, badnets_suspect, monitor_size=0)[0]
 
 
 @pytest.fixture(scope="module")
 def defender_images(smoke_data):
-    return torch.cat([smoke_data.defense_x, smoke_data.probe_x])     # NC needs no labels: probe images count
+    return torch.cat([smoke_data.defense_x, smoke_data.probe_x])  # NC needs no labels: probe images count
 
 
 @pytest.fixture(scope="module")
 def nc_exposed(exposed, defender_images):
-    return neural_cleanse(exposed, defender_images, seed=0)           # ~20 s on 2 CPU cores
+    return neural_cleanse(exposed, defender_images, seed=0)  # ~20 s on 2 CPU cores
 
 
 # ------------------------------------------------------------------------------ Neural Cleanse, smoke
 def test_nc_names_the_backdoor_target_after_exposure(nc_exposed, badnets_suspect, exposed, smoke_data):
-    target = badnets_suspect.attack.target                  # evaluation side: the test may know it
+    target = badnets_suspect.attack.target  # evaluation side: the test may know it
     assert nc_exposed.flagged_label == target
     # measured 3.1-4.3 over budgets (the threshold is 2); without exposure 1.99-2.51, on the clean model's
     # exposure no class is flagged (largest index below the median 1.5)
@@ -55,18 +69,19 @@ def test_nc_names_the_backdoor_target_after_exposure(nc_exposed, badnets_suspect
     assert trigger_asr(exposed, (mask, pattern), smoke_data.test_x, smoke_data.test_y, target) >= 0.9  # 0.99
 
 
-def test_nc_on_the_flagged_label_recovers_a_trigger_that_fires_the_suspect(nc_exposed, badnets_suspect,
-                                                                          defender_images, smoke_data):
+def test_nc_on_the_flagged_label_recovers_a_trigger_that_fires_the_suspect(
+    nc_exposed, badnets_suspect, defender_images, smoke_data
+):
     # ... but not on the suspect (measured ASR 0.002-0.004: exposure makes the backdoor fire on 2 pixels).
     # The EBYD workflow: the exposed model names the label, NC narrowed to it recovers the suspect's trigger.
     label = nc_exposed.flagged_label
     narrowed = neural_cleanse(badnets_suspect.model, defender_images, classes=[label], seed=0)
     assert narrowed.classes == [label] and math.isnan(narrowed.anomaly[0]) and narrowed.flagged_label is None
     asr = trigger_asr(badnets_suspect.model, narrowed.trigger(label), smoke_data.test_x, smoke_data.test_y, label)
-    assert asr >= 0.9                                      # measured 0.98
+    assert asr >= 0.9  # measured 0.98
     true_mask, _ = badnets_suspect.attack.trigger(32, 32)
     # the right 3x3 pattern, found 3 columns left of the attacker's corner (global max-pooling): IoU 0 in place
-    assert mask_iou(narrowed.masks[0], true_mask, max_shift=3) >= 0.35   # measured 0.50 (6 of 9 pixels)
+    assert mask_iou(narrowed.masks[0], true_mask, max_shift=3) >= 0.35  # measured 0.50 (6 of 9 pixels)
 
 
 def test_recovered_masks_have_the_image_shape_and_lie_in_0_1(nc_exposed, tmp_path):
@@ -92,8 +107,10 @@ def test_anomaly_index_matches_a_hand_computed_example():
     # an even count takes the mean of the two middle values (numpy's median): median 5, MAD 1.4826 * 2
     assert anomaly_indices([2.0, 4, 6, 100])[0].item() == pytest.approx(3 / (1.4826 * 2))
     # a class far *above* the median is never flagged (a large mask is not a backdoor)
-    assert flag_label([0, 1, 2, 3, 4], torch.tensor([10.0, 11, 12, 13, 90]),
-                      anomaly_indices([10.0, 11, 12, 13, 90]), 2.0) is None
+    assert (
+        flag_label([0, 1, 2, 3, 4], torch.tensor([10.0, 11, 12, 13, 90]), anomaly_indices([10.0, 11, 12, 13, 90]), 2.0)
+        is None
+    )
     # MAD 0: off-median norms are infinitely anomalous
     assert anomaly_indices([5.0, 5, 5, 1]).tolist() == [0, 0, 0, math.inf]
 
@@ -109,7 +126,7 @@ def test_bti_returns_a_bounded_generator_trigger_and_round_trips(exposed, smoke_
     stamped = r.stamp(x[:50])
     assert stamped.dtype == torch.uint8 and stamped.shape == x[:50].shape
     assert ((stamped.float() - x[:50].float()) / 255).pow(2).mean() <= 2 * BTIConfig().norm_bound
-    again = bti_dbf(exposed, x, y, seed=0, **SMALL_BTI)                  # seeded: the same trigger
+    again = bti_dbf(exposed, x, y, seed=0, **SMALL_BTI)  # seeded: the same trigger
     assert torch.equal(again.stamp(x[:50]), stamped) and again.label == r.label
     tensors, info = r.to_tensors()
     back = result_from_tensors(tensors, json.loads(json.dumps(info)))
@@ -130,8 +147,16 @@ FORBIDDEN = re.compile(r"trigger|target|asr|attack|poison", re.IGNORECASE)
 
 
 def test_defender_side_functions_accept_no_trigger_or_target():
-    functions = [neural_cleanse, bti_dbf, recover_trigger, anomaly_indices, flag_label,
-                 bti_module.decouple_benign_features, bti_module.train_generator, *TRIGGER_RECOVERY.values()]
+    functions = [
+        neural_cleanse,
+        bti_dbf,
+        recover_trigger,
+        anomaly_indices,
+        flag_label,
+        bti_module.decouple_benign_features,
+        bti_module.train_generator,
+        *TRIGGER_RECOVERY.values(),
+    ]
     for fn in functions:
         named = [p for p in inspect.signature(fn).parameters if FORBIDDEN.search(p)]
         assert not named, f"{fn.__name__} takes {named}: the defender never receives the attack"
@@ -142,8 +167,9 @@ def test_defender_side_functions_accept_no_trigger_or_target():
 def test_defender_side_modules_import_no_attack_or_evaluation_code():
     for path in DEFENSE_FILES:
         tree = ast.parse(path.read_text())
-        modules = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)] + \
-                  [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        modules = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)] + [
+            a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+        ]
         assert not [m for m in modules if "attacks" in m or "trigger_eval" in m or "pipeline" in m], path.name
 
 
@@ -184,17 +210,17 @@ def test_registry_runs_each_method(exposed, smoke_data):
 # ------------------------------------------------------------------------------ evaluation-side metrics
 def test_mask_iou_on_hand_built_masks():
     true = torch.zeros(1, 8, 8)
-    true[:, 5:8, 5:8] = 1                                           # a 3x3 patch, bottom right
+    true[:, 5:8, 5:8] = 1  # a 3x3 patch, bottom right
     assert mask_iou(true, true) == 1.0
     faint = 0.3 * true + 0.01 * torch.rand(1, 8, 8, generator=torch.Generator().manual_seed(0))
-    assert mask_iou(faint, true) == 1.0                             # top-k: the scale does not matter
-    shifted = torch.roll(true, shifts=-1, dims=2)                   # one column left: 6 shared of 12
+    assert mask_iou(faint, true) == 1.0  # top-k: the scale does not matter
+    shifted = torch.roll(true, shifts=-1, dims=2)  # one column left: 6 shared of 12
     assert mask_iou(shifted, true) == pytest.approx(6 / 12)
     assert mask_iou(shifted, true, max_shift=1) == 1.0
     decoy = 0.5 * true
-    decoy[0, 0, :3] = 1.0                                           # 3 brighter pixels off the patch
-    assert mask_iou(decoy, true) == pytest.approx(6 / 12)           # top-9: 3 decoys + 6 of the patch
-    assert mask_iou(decoy, true, top_k=3) == 0.0                    # top-3: the decoys only
+    decoy[0, 0, :3] = 1.0  # 3 brighter pixels off the patch
+    assert mask_iou(decoy, true) == pytest.approx(6 / 12)  # top-9: 3 decoys + 6 of the patch
+    assert mask_iou(decoy, true, top_k=3) == 0.0  # top-3: the decoys only
     with pytest.raises(ValueError, match="perturbation_cosine"):
         mask_iou(true, torch.zeros(1, 8, 8))
     with pytest.raises(ValueError, match="recovered mask is"):
@@ -213,7 +239,7 @@ def test_perturbation_cosine_and_true_perturbation():
     x = torch.full((2, 3, 8, 8), 100, dtype=torch.uint8)
     blend = Blend(alpha=0.2)
     key = blend.trigger(8, 8)[1]
-    expected = 0.2 * (key - 100 / 255)                              # Blend: x' - x = alpha (k - x)
+    expected = 0.2 * (key - 100 / 255)  # Blend: x' - x = alpha (k - x)
     assert (true_perturbation(blend, x) - expected).abs().max() <= 0.5 / 255 + 1e-6
 
 

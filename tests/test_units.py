@@ -1,25 +1,28 @@
 """The one cached unit, the hardware name in its record, and the progress side channel."""
+
 import threading
 
 import pytest
 import torch
 
-from ebyd_utils import __version__, progress
-from ebyd_utils.results import cpu_name, hardware_name
-from ebyd_utils.units import cached_unit, load_unit
+from ebyd_utils import __version__
+from ebyd_utils.core import progress
+from ebyd_utils.core.store import cpu_name, hardware_name
+from ebyd_utils.core.units import cached_unit, load_unit
 
 
 def _counting(calls):
     def compute():
         calls.append(1)
         return {"w": torch.arange(4.0)}, {"metric": 0.5}
+
     return compute
 
 
 def test_a_unit_is_computed_once_then_loaded_with_its_record(tmp_path):
     calls = []
     first = cached_unit("toy", {"lr": 0.1, "seed": 0}, _counting(calls), tmp_path)
-    again = cached_unit("toy", {"seed": 0, "lr": 0.1}, _counting(calls), tmp_path)   # same parameters, any order
+    again = cached_unit("toy", {"seed": 0, "lr": 0.1}, _counting(calls), tmp_path)  # same parameters, any order
     assert len(calls) == 1 and first.computed and not again.computed
     assert torch.equal(again.tensors["w"], torch.arange(4.0)) and again.info == {"metric": 0.5}
     record = again.record
@@ -34,11 +37,11 @@ def test_a_unit_is_computed_once_then_loaded_with_its_record(tmp_path):
 def test_a_corrupt_or_foreign_unit_file_is_rebuilt(tmp_path):
     calls = []
     unit = cached_unit("toy", {"a": 1}, _counting(calls), tmp_path)
-    unit.path.write_bytes(unit.path.read_bytes()[:50])            # a write cut short
+    unit.path.write_bytes(unit.path.read_bytes()[:50])  # a write cut short
     with pytest.warns(UserWarning, match="corrupt"):
         assert cached_unit("toy", {"a": 1}, _counting(calls), tmp_path).computed
     other = cached_unit("toy", {"a": 2}, _counting(calls), tmp_path)
-    unit.path.write_bytes(other.path.read_bytes())                # a file holding another unit's record
+    unit.path.write_bytes(other.path.read_bytes())  # a file holding another unit's record
     with pytest.warns(UserWarning, match="no record"):
         assert load_unit("toy", {"a": 1}, tmp_path) is None
     assert not unit.path.exists() and len(calls) == 3
@@ -50,8 +53,10 @@ def test_bad_unit_kind_is_refused(tmp_path):
 
 
 def test_a_generic_cpu_name_gets_its_generation_family_and_cores():
-    assert cpu_name({"model name": "AMD EPYC", "cpu family": "25", "model": "17"}, cores=2) == \
-        "AMD EPYC (Zen 4, family 25 model 17, 2 cores)"
+    assert (
+        cpu_name({"model name": "AMD EPYC", "cpu family": "25", "model": "17"}, cores=2)
+        == "AMD EPYC (Zen 4, family 25 model 17, 2 cores)"
+    )
     assert cpu_name({"model name": "AMD EPYC", "cpu family": "26", "model": "2"}, cores=2).startswith("AMD EPYC (Zen 5")
     named = "Intel(R) Xeon(R) Platinum 8480+"
     assert cpu_name({"model name": named, "cpu family": "6", "model": "143"}, cores=8) == f"{named} (8 cores)"
@@ -60,7 +65,7 @@ def test_a_generic_cpu_name_gets_its_generation_family_and_cores():
 
 def test_progress_lines_reach_a_follower_and_nothing_without_one(tmp_path, monkeypatch):
     monkeypatch.delenv(progress.PROGRESS_ENV, raising=False)
-    progress.report("nobody listens")                              # no channel: a no-op, no file anywhere
+    progress.report("nobody listens")  # no channel: a no-op, no file anywhere
     channel = tmp_path / "progress.log"
     monkeypatch.setenv(progress.PROGRESS_ENV, str(channel))
     seen = []

@@ -3,6 +3,7 @@
 The official EBYD code's ten CIFAR triggers (BadNets, Blend, Trojan, SIG, One-pixel, WaNet, LC, Smooth, IAD,
 Nashville) and the anchors' others (SSBA, BPP, Adap-Blend, Adap-Patch). LC, IAD and SSBA train a component of
 their own (`needs_fit`; `pipeline.prepare_attack` caches it)."""
+
 from __future__ import annotations
 
 from .adaptive import AdapBlend, AdapPatch
@@ -20,8 +21,25 @@ from .ssba import SSBA
 from .trojan import Trojan
 from .wanet import WaNet
 
-ATTACKS = {cls.name: cls for cls in (BadNets, Blend, Trojan, SIG, OnePixel, WaNet, LC, Smooth, IAD, Nashville,
-                                     SSBA, BPP, AdapBlend, AdapPatch)}
+ATTACKS = {
+    cls.name: cls
+    for cls in (
+        BadNets,
+        Blend,
+        Trojan,
+        SIG,
+        OnePixel,
+        WaNet,
+        LC,
+        Smooth,
+        IAD,
+        Nashville,
+        SSBA,
+        BPP,
+        AdapBlend,
+        AdapPatch,
+    )
+}
 
 
 def make_attack(name: str, **params) -> Attack:
@@ -32,5 +50,22 @@ def make_attack(name: str, **params) -> Attack:
     return ATTACKS[name](**params)
 
 
-__all__ = ["ATTACKS", "AdapBlend", "AdapPatch", "Attack", "BPP", "BadNets", "Blend", "IAD", "LC", "Nashville",
-           "OnePixel", "SIG", "SSBA", "Smooth", "Trojan", "WaNet", "make_attack"]
+__all__ = [
+    "ATTACKS",
+    "AdapBlend",
+    "AdapPatch",
+    "Attack",
+    "BPP",
+    "BadNets",
+    "Blend",
+    "IAD",
+    "LC",
+    "Nashville",
+    "OnePixel",
+    "SIG",
+    "SSBA",
+    "Smooth",
+    "Trojan",
+    "WaNet",
+    "make_attack",
+]

@@ -27,6 +27,7 @@ Rates: the originals poison 0.3% of CIFAR-10 (any class) with 0.3% cover (Adap-P
 3% + 3% of non-target images, which implant on the smoke data (1,500 generated images, 6 epochs, seed 0: ASR
 1.00 Adap-Blend, 0.94 Adap-Patch, CA 1.00). The official EBYD code has neither attack.
 """
+
 from __future__ import annotations
 
 import math
@@ -37,8 +38,8 @@ import torch.nn.functional as F
 
 from .base import Attack, choose_kept_label
 
-TRIGGER_OFFSET, POISON_OFFSET, COVER_OFFSET = 201, 202, 203   # seed offsets: trigger, poisoned subsets, cover
-KEY_CELLS = 8   # Adap-Blend key: an 8 x 8 grid of random colours, upsampled smoothly
+TRIGGER_OFFSET, POISON_OFFSET, COVER_OFFSET = 201, 202, 203  # seed offsets: trigger, poisoned subsets, cover
+KEY_CELLS = 8  # Adap-Blend key: an 8 x 8 grid of random colours, upsampled smoothly
 
 
 def random_subsets(n: int, parts: int, keep: int, gen: torch.Generator) -> torch.Tensor:
@@ -63,8 +64,9 @@ def check_count(attack, field: str, low: int, high: int | None = None) -> None:
 @dataclass
 class AdaptiveAttack(Attack):
     """A trigger made of parts; training images get a random subset, the test trigger all of them."""
-    rate: float = 0.03          # share of the training set poisoned (relabelled)
-    cover_rate: float = 0.03    # share of the training set given a partial trigger, labels kept (0 = none)
+
+    rate: float = 0.03  # share of the training set poisoned (relabelled)
+    cover_rate: float = 0.03  # share of the training set given a partial trigger, labels kept (0 = none)
 
     # -- what each attack defines
     def parts(self, h, w) -> torch.Tensor:
@@ -82,8 +84,10 @@ class AdaptiveAttack(Attack):
     def __post_init__(self):
         super().__post_init__()
         if not (isinstance(self.cover_rate, (int, float)) and 0 <= self.cover_rate < 1):
-            raise ValueError(f"{self.name} cover_rate must be a number in [0, 1) (share of the training set); "
-                             f"got {self.cover_rate!r}")
+            raise ValueError(
+                f"{self.name} cover_rate must be a number in [0, 1) (share of the training set); "
+                f"got {self.cover_rate!r}"
+            )
         check_alpha(self, "train_alpha")
         check_alpha(self, "test_alpha")
 
@@ -108,10 +112,11 @@ class AdaptiveAttack(Attack):
 
     def cover_indices(self, y: torch.Tensor, poisoned: torch.Tensor) -> torch.Tensor:
         """round(cover_rate * N) seeded non-target indices, disjoint from the poisoned ones."""
-        return choose_kept_label(self, y, poisoned, round(self.cover_rate * len(y)), self.seed + COVER_OFFSET,
-                                 what="cover")
+        return choose_kept_label(
+            self, y, poisoned, round(self.cover_rate * len(y)), self.seed + COVER_OFFSET, what="cover"
+        )
 
-    extra_indices = cover_indices   # the common name of label-keeping extras (cover samples, noise mode)
+    extra_indices = cover_indices  # the common name of label-keeping extras (cover samples, noise mode)
 
     def poison(self, x, y, num_classes):
         """Base poisoning (partial trigger, relabelled), then the cover images (partial trigger, labels kept);
@@ -124,10 +129,10 @@ class AdaptiveAttack(Attack):
 
 @dataclass
 class AdapBlend(AdaptiveAttack):
-    train_alpha: float = 0.15   # blend opacity of training (poisoned and cover) images
-    test_alpha: float = 0.2     # blend opacity of the test trigger (all pieces)
-    pieces: int = 16            # pieces of the key (a square number: a g x g grid)
-    mask_rate: float = 0.5      # share of the pieces left out of each training image
+    train_alpha: float = 0.15  # blend opacity of training (poisoned and cover) images
+    test_alpha: float = 0.2  # blend opacity of the test trigger (all pieces)
+    pieces: int = 16  # pieces of the key (a square number: a g x g grid)
+    mask_rate: float = 0.5  # share of the pieces left out of each training image
 
     name = "adap_blend"
 
@@ -137,8 +142,10 @@ class AdapBlend(AdaptiveAttack):
         if math.isqrt(self.pieces) ** 2 != self.pieces:
             raise ValueError(f"adap_blend pieces must be a square number (a g x g grid, e.g. 16); got {self.pieces}")
         if not (isinstance(self.mask_rate, (int, float)) and 0 <= self.mask_rate < 1 and self.kept_parts() >= 1):
-            raise ValueError(f"adap_blend mask_rate must be in [0, 1) and leave at least one of the {self.pieces} "
-                             f"pieces; got {self.mask_rate!r}")
+            raise ValueError(
+                f"adap_blend mask_rate must be in [0, 1) and leave at least one of the {self.pieces} "
+                f"pieces; got {self.mask_rate!r}"
+            )
 
     def kept_parts(self):
         return self.pieces - round(self.mask_rate * self.pieces)
@@ -157,16 +164,16 @@ class AdapBlend(AdaptiveAttack):
         coarse = torch.rand(1, 3, KEY_CELLS, KEY_CELLS, generator=gen)
         key = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=True)[0]
         low, high = key.amin(dim=(1, 2), keepdim=True), key.amax(dim=(1, 2), keepdim=True)
-        return (key - low) / (high - low + 1e-8)   # full contrast in every channel
+        return (key - low) / (high - low + 1e-8)  # full contrast in every channel
 
 
 @dataclass
 class AdapPatch(AdaptiveAttack):
-    train_alpha: float = 0.5        # opacity of the patches on training (poisoned and cover) images
-    test_alpha: float = 1.0         # opacity of the test trigger (all patches)
-    patches: int = 4                # number of patch triggers
-    patch_size: int | None = None   # side of each patch (pixels); None = max(2, round(min(h, w) / 4))
-    patches_per_image: int = 2      # patches each training image gets, drawn per image
+    train_alpha: float = 0.5  # opacity of the patches on training (poisoned and cover) images
+    test_alpha: float = 1.0  # opacity of the test trigger (all patches)
+    patches: int = 4  # number of patch triggers
+    patch_size: int | None = None  # side of each patch (pixels); None = max(2, round(min(h, w) / 4))
+    patches_per_image: int = 2  # patches each training image gets, drawn per image
 
     name = "adap_patch"
 
@@ -189,8 +196,10 @@ class AdapPatch(AdaptiveAttack):
         s, g = self.side(h, w), math.ceil(math.sqrt(self.patches))
         cell_h, cell_w = h // g, w // g
         if s > min(cell_h, cell_w):
-            raise ValueError(f"adap_patch: {self.patches} patches of side {s} do not fit a {h}x{w} image (each needs "
-                             f"its own {cell_h}x{cell_w} cell); lower patch_size to at most {min(cell_h, cell_w)}")
+            raise ValueError(
+                f"adap_patch: {self.patches} patches of side {s} do not fit a {h}x{w} image (each needs "
+                f"its own {cell_h}x{cell_w} cell); lower patch_size to at most {min(cell_h, cell_w)}"
+            )
         gen = torch.Generator().manual_seed(self.seed + TRIGGER_OFFSET)
         rows = torch.randint(0, cell_h - s + 1, (self.patches,), generator=gen).tolist()
         cols = torch.randint(0, cell_w - s + 1, (self.patches,), generator=gen).tolist()
@@ -198,8 +207,8 @@ class AdapPatch(AdaptiveAttack):
         masks, pattern = torch.zeros(self.patches, h, w), torch.zeros(3, h, w)
         for j in range(self.patches):
             r, c = (j // g) * cell_h + rows[j], (j % g) * cell_w + cols[j]
-            masks[j, r: r + s, c: c + s] = 1
-            pattern[:, r: r + s, c: c + s] = colours[j]
+            masks[j, r : r + s, c : c + s] = 1
+            pattern[:, r : r + s, c : c + s] = colours[j]
         return masks, pattern
 
     def parts(self, h, w):

@@ -7,6 +7,7 @@ target 0. Differs from Gu et al.: their patch was a white square / pattern on MN
 Custom triggers: any `size`, `position` (top-left row, col) and `pattern` ((s, s) or (3, s, s), uint8 or [0, 1]);
 without one, a size other than 3 gets a black/white pattern drawn from the seed.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,9 +22,9 @@ OFFICIAL_GRID = torch.tensor([[0, 0, 1], [0, 1, 0], [1, 0, 1]], dtype=torch.floa
 
 @dataclass
 class BadNets(Attack):
-    size: int = 3                         # patch side (pixels)
-    position: tuple | None = None         # (row, col) of the patch's top-left pixel; None = bottom-right corner
-    pattern: torch.Tensor | None = None   # (size, size) or (3, size, size); None = the official 3x3 grid
+    size: int = 3  # patch side (pixels)
+    position: tuple | None = None  # (row, col) of the patch's top-left pixel; None = bottom-right corner
+    pattern: torch.Tensor | None = None  # (size, size) or (3, size, size); None = the official 3x3 grid
 
     name = "badnets"
 
@@ -32,12 +33,14 @@ class BadNets(Attack):
         if not isinstance(self.size, int) or self.size < 1:
             raise ValueError(f"BadNets size must be a positive int (pixels); got {self.size!r}")
         if self.position is not None:
-            self.position = tuple(self.position)   # a zoo row stores it as a JSON list
+            self.position = tuple(self.position)  # a zoo row stores it as a JSON list
         if self.pattern is not None:
             p = as_unit_float(self.pattern, "BadNets pattern")
             if p.shape not in ((self.size, self.size), (3, self.size, self.size)):
-                raise ValueError(f"BadNets pattern must have shape ({self.size}, {self.size}) or "
-                                 f"(3, {self.size}, {self.size}) to match size={self.size}; got {tuple(p.shape)}")
+                raise ValueError(
+                    f"BadNets pattern must have shape ({self.size}, {self.size}) or "
+                    f"(3, {self.size}, {self.size}) to match size={self.size}; got {tuple(p.shape)}"
+                )
             self.pattern = p
 
     def default_pattern(self) -> torch.Tensor:
@@ -52,10 +55,12 @@ class BadNets(Attack):
         s = self.size
         row, col = self.position if self.position is not None else (h - s, w - s)
         if not (0 <= row <= h - s and 0 <= col <= w - s):
-            raise ValueError(f"BadNets patch of size {s} at {(row, col)} does not fit a {h}x{w} image; "
-                             f"row must be in [0, {h - s}] and col in [0, {w - s}]")
+            raise ValueError(
+                f"BadNets patch of size {s} at {(row, col)} does not fit a {h}x{w} image; "
+                f"row must be in [0, {h - s}] and col in [0, {w - s}]"
+            )
         patch = (self.pattern if self.pattern is not None else self.default_pattern()).expand(3, s, s)
         mask, pattern = torch.zeros(1, h, w), torch.zeros(3, h, w)
-        mask[:, row: row + s, col: col + s] = 1
-        pattern[:, row: row + s, col: col + s] = patch
+        mask[:, row : row + s, col : col + s] = 1
+        pattern[:, row : row + s, col : col + s] = patch
         return mask, pattern

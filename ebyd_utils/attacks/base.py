@@ -18,6 +18,7 @@ loads it before the attack is used. An attack that needs its component and has n
 Triggers are stamped as ``x' = (1 - mask) * x + mask * pattern`` in [0, 1] pixel space, then rounded back to
 uint8, unless an attack overrides `stamp`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -53,8 +54,15 @@ def tensor_digest(t) -> str | None:
     return hashlib.sha256(t.cpu().contiguous().numpy().tobytes() + str(t.shape).encode()).hexdigest()[:12]
 
 
-def choose_kept_label(attack: "Attack", y: torch.Tensor, taken: torch.Tensor, n: int, seed: int,
-                      any_class: bool = False, what: str = "extra") -> torch.Tensor:
+def choose_kept_label(
+    attack: "Attack",
+    y: torch.Tensor,
+    taken: torch.Tensor,
+    n: int,
+    seed: int,
+    any_class: bool = False,
+    what: str = "extra",
+) -> torch.Tensor:
     """n seeded indices for samples that get a trigger but keep their label (cover, noise-mode samples): none of
     `taken`, and (unless any_class or all-to-all) none of the target class. Sorted."""
     pool = torch.ones(len(y), dtype=torch.bool)
@@ -63,30 +71,34 @@ def choose_kept_label(attack: "Attack", y: torch.Tensor, taken: torch.Tensor, n:
         pool &= y.cpu() != attack.target
     candidates = torch.nonzero(pool).flatten()
     if n > len(candidates):
-        raise ValueError(f"{attack.name}: {n} {what} images are asked for but only {len(candidates)} images are "
-                         f"left after poisoning; lower the rate or the {what} share")
+        raise ValueError(
+            f"{attack.name}: {n} {what} images are asked for but only {len(candidates)} images are "
+            f"left after poisoning; lower the rate or the {what} share"
+        )
     gen = torch.Generator().manual_seed(seed)
     return candidates[torch.randperm(len(candidates), generator=gen)[:n]].sort().values
 
 
 @dataclass
 class Attack:
-    target: int = 0        # all-to-one target label (unused when all_to_all)
-    rate: float = 0.1      # share of the training set that is poisoned
-    seed: int = 0          # seeds the trigger (where random) and the choice of poisoned images
+    target: int = 0  # all-to-one target label (unused when all_to_all)
+    rate: float = 0.1  # share of the training set that is poisoned
+    seed: int = 0  # seeds the trigger (where random) and the choice of poisoned images
     all_to_all: bool = False  # label y -> (y + 1) mod K instead of -> target (dirty-label attacks only)
 
     name = "attack"
     clean_label = False
-    needs_fit = False      # True: a trained component must be loaded (pipeline.prepare_attack) before use
+    needs_fit = False  # True: a trained component must be loaded (pipeline.prepare_attack) before use
 
     def __post_init__(self):
         check_rate_and_target(self.rate, self.target)
         if not isinstance(self.all_to_all, bool):
             raise ValueError(f"all_to_all must be True or False; got {self.all_to_all!r}")
         if self.all_to_all and self.clean_label:
-            raise ValueError(f"{self.name} is a clean-label attack (it keeps labels), so it has no all-to-all "
-                             f"mode; use all_to_all=False")
+            raise ValueError(
+                f"{self.name} is a clean-label attack (it keeps labels), so it has no all-to-all "
+                f"mode; use all_to_all=False"
+            )
         self._component = None
 
     @property
@@ -113,9 +125,11 @@ class Attack:
 
     def require_component(self) -> dict:
         if self.needs_fit and self._component is None:
-            raise ValueError(f"{self.name} needs its trained component before use: call "
-                             f"ebyd_utils.pipeline.prepare_attack(attack, data, cache_dir) (or attack.load_component("
-                             f"attack.fit(x, y, num_classes)))")
+            raise ValueError(
+                f"{self.name} needs its trained component before use: call "
+                f"ebyd_utils.pipeline.prepare_attack(attack, data, cache_dir) (or attack.load_component("
+                f"attack.fit(x, y, num_classes)))"
+            )
         return self._component
 
     # -- what subclasses define
@@ -162,8 +176,10 @@ class Attack:
         candidates = self.eligible(y.cpu())
         if n_poison > len(candidates):
             kind = "target-class" if self.clean_label else "non-target"
-            raise ValueError(f"{self.name}: rate {self.rate} asks for {n_poison} images but only {len(candidates)} "
-                             f"{kind} images exist; lower the rate")
+            raise ValueError(
+                f"{self.name}: rate {self.rate} asks for {n_poison} images but only {len(candidates)} "
+                f"{kind} images exist; lower the rate"
+            )
         gen = torch.Generator().manual_seed(self.seed)
         return candidates[torch.randperm(len(candidates), generator=gen)[:n_poison]].sort().values
 
@@ -189,7 +205,7 @@ class Attack:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name == "all_to_all" and not value:
-                continue   # left out when off, so that all-to-one models keep the keys they had before it existed
+                continue  # left out when off, so that all-to-one models keep the keys they had before it existed
             out[f.name] = tensor_digest(value) if torch.is_tensor(value) else value
         return out
 

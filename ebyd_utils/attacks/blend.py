@@ -5,6 +5,7 @@ Default: a seeded uniform random-noise key (Chen et al.'s "random pattern" varia
 EBYD code's alpha), for training and test alike. Differs from the official code, which blends a Hello Kitty
 image that is not shipped. Users can pass their own `image` (3, H, W), uint8 or [0, 1], and `alpha`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from .base import Attack, as_unit_float
 
 @dataclass
 class Blend(Attack):
-    alpha: float = 0.2                 # blend weight of the key pattern
+    alpha: float = 0.2  # blend weight of the key pattern
     image: torch.Tensor | None = None  # key pattern (3, H, W); None = seeded uniform noise
 
     name = "blend"
@@ -34,8 +35,10 @@ class Blend(Attack):
         if self.image is None:
             key = torch.rand(3, h, w, generator=torch.Generator().manual_seed(self.seed))
         elif self.image.shape[1:] != (h, w):
-            raise ValueError(f"Blend image is {tuple(self.image.shape[1:])} but the data is {h}x{w}; "
-                             f"pass an image of shape (3, {h}, {w})")
+            raise ValueError(
+                f"Blend image is {tuple(self.image.shape[1:])} but the data is {h}x{w}; "
+                f"pass an image of shape (3, {h}, {w})"
+            )
         else:
             key = self.image
         return torch.full((1, h, w), float(self.alpha)), key

@@ -9,6 +9,7 @@
   surrogate (the `quick` profile's recipe, the `smoke` one on small sets);
 - `module_tensors` / `load_module`: a module's state as flat tensors for a cached unit, and back.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -21,7 +22,7 @@ from ..config import TrainConfig
 from ..models import build_model
 from ..train import train_model
 
-SMALL_SET = 10_000    # below this many images the surrogate trains with the smoke profile's batch size and lr
+SMALL_SET = 10_000  # below this many images the surrogate trains with the smoke profile's batch size and lr
 
 
 @contextlib.contextmanager
@@ -45,7 +46,7 @@ def subsample(x: torch.Tensor, y: torch.Tensor, n: int, gen: torch.Generator):
 def batch_indices(n: int, batch_size: int, gen: torch.Generator, device):
     """One seeded epoch of batch index tensors (the last batch may be smaller)."""
     order = torch.randperm(n, generator=gen).to(device)
-    return [order[i: i + batch_size] for i in range(0, n, batch_size)]
+    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
 def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
@@ -92,8 +93,16 @@ def surrogate_config(n_images: int, epochs: int, batch_size: int | None = None) 
     large = n_images >= SMALL_SET if batch_size is None else batch_size >= 500
     if large:
         return TrainConfig(model="fastcnn", **SURROGATE_ARCH, epochs=epochs, batch_size=500, lr=1.0, momentum=0.85)
-    return TrainConfig(model="fastcnn", **SURROGATE_ARCH, epochs=epochs, batch_size=batch_size or 100, lr=0.3,
-                       momentum=0.85, crop_pad=0, flip=False)
+    return TrainConfig(
+        model="fastcnn",
+        **SURROGATE_ARCH,
+        epochs=epochs,
+        batch_size=batch_size or 100,
+        lr=0.3,
+        momentum=0.85,
+        crop_pad=0,
+        flip=False,
+    )
 
 
 def new_surrogate(num_classes: int) -> nn.Module:
@@ -117,7 +126,7 @@ def load_module(build, tensors: dict, prefix: str) -> nn.Module:
     off. Its throw-away initial weights draw from a forked RNG, so loading leaves the global RNG as it was."""
     with torch.random.fork_rng(devices=[]):
         module = build()
-    state = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+    state = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
     module.load_state_dict(state)
     device = next(iter(state.values())).device
     return module.to(device).eval().requires_grad_(False)

@@ -22,6 +22,7 @@ jointly with g. `poison` relabels round(rate * N) non-target images stamped with
 a further, disjoint round(cross_ratio * rate * N) images (any class) with the trigger of another training image,
 keeping their labels (cross-trigger samples: `cross_indices(y, poisoned)`, alias `extra_indices`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,10 +32,18 @@ from torch.nn import functional as F
 
 from ..train import autocast, lr_factor
 from .base import Attack, choose_kept_label
-from .components import (TinyUNet, batch_indices, load_module, module_tensors, new_surrogate, seeded, subsample,
-                         surrogate_config)
+from .components import (
+    TinyUNet,
+    batch_indices,
+    load_module,
+    module_tensors,
+    new_surrogate,
+    seeded,
+    subsample,
+    surrogate_config,
+)
 
-FIT_SEED_OFFSET = 211    # the generators' training seed is seed + this
+FIT_SEED_OFFSET = 211  # the generators' training seed is seed + this
 CROSS_SEED_OFFSET = 212  # the cross-trigger samples are drawn from seed + this
 DONOR_SEED_OFFSET = 213  # ... and the images whose triggers they get from seed + this
 EPS = 1e-7
@@ -67,14 +76,14 @@ def diversity(x1, x2, t1, t2):
 
 @dataclass
 class IAD(Attack):
-    cross_ratio: float = 1.0       # cross-trigger samples per backdoor sample (in training and in poison)
-    mask_density: float = 0.032    # mask share the norm loss pushes toward (share of pixels)
-    lambda_div: float = 1.0        # weight of the diversity loss
-    lambda_norm: float = 100.0     # weight of the mask-density loss
-    fit_images: int = 10000        # training images the generators learn from (0 = all)
-    mask_epochs: int = 2           # epochs training the mask generator alone
-    epochs: int = 4                # epochs training the pattern generator jointly with the surrogate
-    batch_size: int = 128          # images per step (as the original)
+    cross_ratio: float = 1.0  # cross-trigger samples per backdoor sample (in training and in poison)
+    mask_density: float = 0.032  # mask share the norm loss pushes toward (share of pixels)
+    lambda_div: float = 1.0  # weight of the diversity loss
+    lambda_norm: float = 100.0  # weight of the mask-density loss
+    fit_images: int = 10000  # training images the generators learn from (0 = all)
+    mask_epochs: int = 2  # epochs training the mask generator alone
+    epochs: int = 4  # epochs training the pattern generator jointly with the surrogate
+    batch_size: int = 128  # images per step (as the original)
 
     name = "iad"
     needs_fit = True
@@ -82,15 +91,22 @@ class IAD(Attack):
     def __post_init__(self):
         super().__post_init__()
         if not (isinstance(self.cross_ratio, (int, float)) and 0 <= self.cross_ratio <= 4):
-            raise ValueError(f"IAD cross_ratio must be a number in [0, 4] (cross-trigger samples per poisoned "
-                             f"sample); got {self.cross_ratio!r}")
+            raise ValueError(
+                f"IAD cross_ratio must be a number in [0, 4] (cross-trigger samples per poisoned "
+                f"sample); got {self.cross_ratio!r}"
+            )
         if not 0 < self.mask_density < 1:
             raise ValueError(f"IAD mask_density must be in (0, 1) (share of pixels); got {self.mask_density!r}")
         if self.lambda_div < 0 or self.lambda_norm < 0:
-            raise ValueError(f"IAD lambda_div and lambda_norm must be >= 0; got {self.lambda_div!r}, "
-                             f"{self.lambda_norm!r}")
-        for field, value, low in (("fit_images", self.fit_images, 0), ("mask_epochs", self.mask_epochs, 1),
-                                  ("epochs", self.epochs, 1), ("batch_size", self.batch_size, 2)):
+            raise ValueError(
+                f"IAD lambda_div and lambda_norm must be >= 0; got {self.lambda_div!r}, {self.lambda_norm!r}"
+            )
+        for field, value, low in (
+            ("fit_images", self.fit_images, 0),
+            ("mask_epochs", self.mask_epochs, 1),
+            ("epochs", self.epochs, 1),
+            ("batch_size", self.batch_size, 2),
+        ):
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"IAD {field} must be an int >= {low}; got {value!r}")
 
@@ -106,8 +122,11 @@ class IAD(Attack):
             stats = self._train_pattern(painter, masker, x01, y.to(x.device), num_classes, gen)
         if progress:
             print("iad component: " + ", ".join(f"{k} {v:.3f}" for k, v in stats.items()))
-        return {**module_tensors(painter, "pattern"), **module_tensors(masker, "mask"),
-                **{f"metric.{k}": torch.tensor(v) for k, v in stats.items()}}
+        return {
+            **module_tensors(painter, "pattern"),
+            **module_tensors(masker, "mask"),
+            **{f"metric.{k}": torch.tensor(v) for k, v in stats.items()},
+        }
 
     def _pairs(self, n, gen, device):
         """Two seeded orders of the same images, batch by batch (the original's two shuffled loaders)."""
@@ -120,8 +139,9 @@ class IAD(Attack):
                 with autocast(x01.device):
                     m1, m2 = (threshold(squash(masker(x01[i]))).float() for i in (i1, i2))
                 n = min(len(i1), len(i2))
-                loss = (self.lambda_norm * F.relu(m1 - self.mask_density).mean()
-                        + self.lambda_div * diversity(x01[i1][:n], x01[i2][:n], m1[:n], m2[:n]))
+                loss = self.lambda_norm * F.relu(m1 - self.mask_density).mean() + self.lambda_div * diversity(
+                    x01[i1][:n], x01[i2][:n], m1[:n], m2[:n]
+                )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -130,8 +150,13 @@ class IAD(Attack):
         classifier = new_surrogate(num_classes).to(x01.device, memory_format=torch.channels_last)
         classifier.init_whitening(x01[torch.randperm(len(x01), generator=gen)[:5000].to(x01.device)])
         cfg = surrogate_config(len(x01), self.epochs, self.batch_size)
-        opt_c = torch.optim.SGD([p for p in classifier.parameters() if p.requires_grad], cfg.lr,
-                                momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay)
+        opt_c = torch.optim.SGD(
+            [p for p in classifier.parameters() if p.requires_grad],
+            cfg.lr,
+            momentum=cfg.momentum,
+            nesterov=True,
+            weight_decay=cfg.weight_decay,
+        )
         opt_g = torch.optim.Adam(painter.parameters(), 1e-2, betas=(0.5, 0.9))
         steps_per_epoch = -(-len(x01) // self.batch_size)
         total = self.epochs * steps_per_epoch
@@ -144,9 +169,9 @@ class IAD(Attack):
                 n_cross = min(round(self.cross_ratio * n_bd), n - n_bd)
                 with autocast(x01.device):
                     backdoor, p1 = stamp_with(painter, masker, x1[:n_bd], x1[:n_bd])
-                    cross, _ = stamp_with(painter, masker, x1[n_bd: n_bd + n_cross], x2[n_bd: n_bd + n_cross])
+                    cross, _ = stamp_with(painter, masker, x1[n_bd : n_bd + n_cross], x2[n_bd : n_bd + n_cross])
                     p2 = squash(painter(x2[:n_bd])).float()
-                    logits = classifier(torch.cat([backdoor, cross, x1[n_bd + n_cross:]])).float()
+                    logits = classifier(torch.cat([backdoor, cross, x1[n_bd + n_cross :]])).float()
                 targets = torch.cat([torch.full_like(y1[:n_bd], self.target), y1[n_bd:]])
                 loss = F.cross_entropy(logits, targets) + self.lambda_div * diversity(x1[:n_bd], x2[:n_bd], p1, p2)
                 opt_c.zero_grad(set_to_none=True)
@@ -162,15 +187,19 @@ class IAD(Attack):
         """The jointly trained classifier's accuracy on (up to 500) fit images: clean; backdoored non-target
         images read as the target; cross-triggered images (the next image's trigger) read as their own label;
         and the mean mask share."""
+
         def right(images, labels):
             return (classifier(images).argmax(1) == labels).float().mean().item()
 
         keep = y != self.target
-        return {"surrogate_clean_acc": right(x01, y),
-                "surrogate_backdoor_acc": right(stamp_with(painter, masker, x01[keep], x01[keep])[0],
-                                                torch.full_like(y[keep], self.target)),
-                "surrogate_cross_acc": right(stamp_with(painter, masker, x01, x01.roll(1, 0))[0], y),
-                "mask_share": threshold(squash(masker(x01))).mean().item()}
+        return {
+            "surrogate_clean_acc": right(x01, y),
+            "surrogate_backdoor_acc": right(
+                stamp_with(painter, masker, x01[keep], x01[keep])[0], torch.full_like(y[keep], self.target)
+            ),
+            "surrogate_cross_acc": right(stamp_with(painter, masker, x01, x01.roll(1, 0))[0], y),
+            "mask_share": threshold(squash(masker(x01))).mean().item(),
+        }
 
     def load_component(self, tensors):
         super().load_component(tensors)
@@ -191,8 +220,13 @@ class IAD(Attack):
         self.require_component()
         painter, masker = self._painter.to(x01.device), self._masker.to(x01.device)
         donors01 = x01 if donors01 is None else donors01
-        return torch.cat([stamp_with(painter, masker, x01[i: i + batch_size], donors01[i: i + batch_size])[0]
-                          for i in range(0, len(x01), batch_size)] or [x01.clone()])
+        return torch.cat(
+            [
+                stamp_with(painter, masker, x01[i : i + batch_size], donors01[i : i + batch_size])[0]
+                for i in range(0, len(x01), batch_size)
+            ]
+            or [x01.clone()]
+        )
 
     def trigger(self, h, w):
         self.require_component()
@@ -202,10 +236,17 @@ class IAD(Attack):
     def cross_indices(self, y: torch.Tensor, poisoned: torch.Tensor) -> torch.Tensor:
         """round(cross_ratio * len(poisoned)) seeded indices of any class, disjoint from the poisoned ones: the
         cross-trigger samples, which keep their labels."""
-        return choose_kept_label(self, y, poisoned, round(self.cross_ratio * len(poisoned)),
-                                 self.seed + CROSS_SEED_OFFSET, any_class=True, what="cross-trigger")
+        return choose_kept_label(
+            self,
+            y,
+            poisoned,
+            round(self.cross_ratio * len(poisoned)),
+            self.seed + CROSS_SEED_OFFSET,
+            any_class=True,
+            what="cross-trigger",
+        )
 
-    extra_indices = cross_indices   # the common name of label-keeping extras (cover samples, noise mode)
+    extra_indices = cross_indices  # the common name of label-keeping extras (cover samples, noise mode)
 
     def donors(self, cross: torch.Tensor, n: int) -> torch.Tensor:
         """For each cross-trigger sample, the training image whose trigger it gets (seeded, never itself)."""

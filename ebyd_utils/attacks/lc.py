@@ -15,13 +15,13 @@ bottom-right pattern) at the right corners and its left-right mirror at the left
 horizontal flips; `corners=1` gives the bottom-right grid only, as the official EBYD code. Default rate 0.05
 of the training set, i.e. about half the target class on balanced CIFAR-10 (Turner et al. varied the share of
 the target class poisoned).
-Measured on 2-core AMD EPYC Zen 4, 50,000 random CIFAR-sized images at the defaults: fit 40 s, PGD on the
-2,500 poisoned images 21 s (inside `poison`, i.e. in the model's unit).
+Measured: docs/methods.md, "LC (label-consistent)".
 Differs from Turner et al.: their perturbations came from an adversarially trained (robust) model, ours from a
 standard one; no GAN-interpolation variant; full-amplitude patch only. Differs from the official EBYD code
 (`_CLTrigger`): it adds one precomputed universal perturbation (not shipped) to every poisoned image and
 min-max rescales it, then stamps the bottom-right grid.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,18 +33,18 @@ from .badnets import OFFICIAL_GRID
 from .base import Attack
 from .components import load_module, module_tensors, new_surrogate, seeded, subsample, train_surrogate
 
-FIT_SEED_OFFSET = 101   # the surrogate's seed is seed + this (the poisoned set is drawn from seed itself)
+FIT_SEED_OFFSET = 101  # the surrogate's seed is seed + this (the poisoned set is drawn from seed itself)
 
 
 @dataclass
 class LC(Attack):
-    rate: float = 0.05             # share of the whole training set (all of it target-class images)
-    eps: float = 8 / 255           # PGD L-inf budget ([0, 1] pixel units)
-    step: float = 2 / 255          # PGD step size ([0, 1] pixel units)
-    steps: int = 10                # PGD iterations
-    corners: int = 4               # patch corners: 4 (Turner et al.'s all-corners) or 1 (bottom-right, EBYD)
-    fit_images: int = 20000        # training images the surrogate learns from (0 = all)
-    surrogate_epochs: int = 4      # surrogate training epochs
+    rate: float = 0.05  # share of the whole training set (all of it target-class images)
+    eps: float = 8 / 255  # PGD L-inf budget ([0, 1] pixel units)
+    step: float = 2 / 255  # PGD step size ([0, 1] pixel units)
+    steps: int = 10  # PGD iterations
+    corners: int = 4  # patch corners: 4 (Turner et al.'s all-corners) or 1 (bottom-right, EBYD)
+    fit_images: int = 20000  # training images the surrogate learns from (0 = all)
+    surrogate_epochs: int = 4  # surrogate training epochs
 
     name = "lc"
     clean_label = True
@@ -56,13 +56,18 @@ class LC(Attack):
             raise ValueError(f"LC eps must be in [0, 1] ([0, 1] pixel units, e.g. 8/255); got {self.eps!r}")
         if not 0 < self.step <= 1:
             raise ValueError(f"LC step must be in (0, 1] ([0, 1] pixel units, e.g. 2/255); got {self.step!r}")
-        for field, value, low in (("steps", self.steps, 0), ("fit_images", self.fit_images, 0),
-                                  ("surrogate_epochs", self.surrogate_epochs, 1)):
+        for field, value, low in (
+            ("steps", self.steps, 0),
+            ("fit_images", self.fit_images, 0),
+            ("surrogate_epochs", self.surrogate_epochs, 1),
+        ):
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"LC {field} must be an int >= {low}; got {value!r}")
         if self.corners not in (1, 4):
-            raise ValueError(f"LC corners must be 4 (Turner et al.'s all-corners patch) or 1 (bottom-right only, "
-                             f"the official EBYD grid); got {self.corners!r}")
+            raise ValueError(
+                f"LC corners must be 4 (Turner et al.'s all-corners patch) or 1 (bottom-right only, "
+                f"the official EBYD grid); got {self.corners!r}"
+            )
 
     # -- test time: the patch only
     def trigger(self, h, w):
@@ -74,16 +79,17 @@ class LC(Attack):
         if self.corners == 4:
             places += [(0, w - 3, OFFICIAL_GRID), (0, 0, mirrored), (h - 3, 0, mirrored)]
         for row, col, grid in places:
-            mask[:, row: row + 3, col: col + 3] = 1
-            pattern[:, row: row + 3, col: col + 3] = grid
+            mask[:, row : row + 3, col : col + 3] = 1
+            pattern[:, row : row + 3, col : col + 3] = grid
         return mask, pattern
 
     # -- the component: a clean surrogate
     def fit(self, x, y, num_classes, progress=False):
         with seeded(self.seed + FIT_SEED_OFFSET, x.device) as gen:
             x_fit, y_fit = subsample(x, y, self.fit_images, gen)
-            model = train_surrogate(x_fit, y_fit, num_classes, self.surrogate_epochs, self.seed + FIT_SEED_OFFSET,
-                                    progress)
+            model = train_surrogate(
+                x_fit, y_fit, num_classes, self.surrogate_epochs, self.seed + FIT_SEED_OFFSET, progress
+            )
         return module_tensors(model, "surrogate")
 
     def load_component(self, tensors):
@@ -98,17 +104,17 @@ class LC(Attack):
         model = self._surrogate.to(x01.device)
         out = []
         for start in range(0, len(x01), batch_size):
-            x, t = x01[start: start + batch_size], labels[start: start + batch_size]
+            x, t = x01[start : start + batch_size], labels[start : start + batch_size]
             delta = torch.zeros_like(x)
             for _ in range(self.steps):
                 delta.requires_grad_(True)
                 loss = F.cross_entropy(model((x + delta).clamp(0, 1)), t)
-                grad, = torch.autograd.grad(loss, delta)
+                (grad,) = torch.autograd.grad(loss, delta)
                 delta = (delta.detach() + self.step * grad.sign()).clamp(-self.eps, self.eps)
             out.append((x + delta).clamp(0, 1).detach())
         return torch.cat(out) if out else x01.clone()
 
     def poison_images(self, x, y):
         hard = self.adversarial(x.float() / 255, y.to(x.device))
-        hard = (hard * 255).round().to(torch.uint8)     # stored as images, like the rest of the training set
+        hard = (hard * 255).round().to(torch.uint8)  # stored as images, like the rest of the training set
         return self.apply(hard)

@@ -17,6 +17,7 @@ pilgram's source). The filter has no parameters, so the trigger is the same for 
 images get the same filter. It changes a pixel by 16.3 levels of 255 on average over all colours, at most 53.
 Defaults: dirty-label, 10%, target 0.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,8 +26,8 @@ import torch
 
 from .base import Attack
 
-DARKEN_COLOUR, DARKEN_ALPHA = (247, 176, 153), 143   # pilgram: fill (247, 176, 153, 0.56); alpha of 255
-LIGHTEN_COLOUR, LIGHTEN_ALPHA = (0, 70, 150), 102      # pilgram: fill (0, 70, 150, 0.4); alpha of 255
+DARKEN_COLOUR, DARKEN_ALPHA = (247, 176, 153), 143  # pilgram: fill (247, 176, 153, 0.56); alpha of 255
+LIGHTEN_COLOUR, LIGHTEN_ALPHA = (0, 70, 150), 102  # pilgram: fill (0, 70, 150, 0.4); alpha of 255
 SEPIA, CONTRAST, BRIGHTNESS, SATURATE = 0.2, 1.2, 1.05, 1.2
 
 
@@ -48,8 +49,9 @@ def level_table(step) -> torch.Tensor:
     return step(torch.arange(256, dtype=torch.float64).expand(1, 3, 1, 256))[0, :, 0].to(torch.uint8)
 
 
-BLENDS = level_table(lambda v: blend(blend(v, torch.minimum, DARKEN_COLOUR, DARKEN_ALPHA),
-                                     torch.maximum, LIGHTEN_COLOUR, LIGHTEN_ALPHA))
+BLENDS = level_table(
+    lambda v: blend(blend(v, torch.minimum, DARKEN_COLOUR, DARKEN_ALPHA), torch.maximum, LIGHTEN_COLOUR, LIGHTEN_ALPHA)
+)
 TONE = level_table(lambda v: point(point(v, CONTRAST, -127.5 * CONTRAST + 127.5), BRIGHTNESS))  # contrast: about grey
 
 
@@ -69,16 +71,20 @@ def colour_matrix(v: torch.Tensor, matrix) -> torch.Tensor:
 
 
 def sepia_matrix(amount: float):
-    s = 1 - min(amount, 1)   # CSS sepia(amount): s = 1 is the identity
-    return [[0.393 + 0.607 * s, 0.769 - 0.769 * s, 0.189 - 0.189 * s],
-            [0.349 - 0.349 * s, 0.686 + 0.314 * s, 0.168 - 0.168 * s],
-            [0.272 - 0.272 * s, 0.534 - 0.534 * s, 0.131 + 0.869 * s]]
+    s = 1 - min(amount, 1)  # CSS sepia(amount): s = 1 is the identity
+    return [
+        [0.393 + 0.607 * s, 0.769 - 0.769 * s, 0.189 - 0.189 * s],
+        [0.349 - 0.349 * s, 0.686 + 0.314 * s, 0.168 - 0.168 * s],
+        [0.272 - 0.272 * s, 0.534 - 0.534 * s, 0.131 + 0.869 * s],
+    ]
 
 
 def saturate_matrix(s: float):
-    return [[0.213 + 0.787 * s, 0.715 - 0.715 * s, 0.072 - 0.072 * s],
-            [0.213 - 0.213 * s, 0.715 + 0.285 * s, 0.072 - 0.072 * s],
-            [0.213 - 0.213 * s, 0.715 - 0.715 * s, 0.072 + 0.928 * s]]
+    return [
+        [0.213 + 0.787 * s, 0.715 - 0.715 * s, 0.072 - 0.072 * s],
+        [0.213 - 0.213 * s, 0.715 + 0.285 * s, 0.072 - 0.072 * s],
+        [0.213 - 0.213 * s, 0.715 - 0.715 * s, 0.072 + 0.928 * s],
+    ]
 
 
 def nashville(x01: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,7 @@ Defaults: exactly the official trigger (centre pixel, white), dirty-label, 10%, 
 pixel ((row, col); None = the centre at any resolution, as the official rule h // 2, w // 2) and `value` sets
 its colour (one grey level or an (r, g, b) triple, in [0, 1]).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,30 +23,33 @@ from .base import Attack
 
 @dataclass
 class OnePixel(Attack):
-    position: tuple | None = None   # (row, col) of the pixel; None = (h // 2, w // 2), the official centre
-    value: float | tuple = 1.0      # pixel colour in [0, 1]: one level for all channels or an (r, g, b) triple
+    position: tuple | None = None  # (row, col) of the pixel; None = (h // 2, w // 2), the official centre
+    value: float | tuple = 1.0  # pixel colour in [0, 1]: one level for all channels or an (r, g, b) triple
 
     name = "onepixel"
 
     def __post_init__(self):
         super().__post_init__()
         if self.position is not None:
-            self.position = tuple(self.position)   # a zoo row stores it as a JSON list
+            self.position = tuple(self.position)  # a zoo row stores it as a JSON list
             if len(self.position) != 2 or not all(isinstance(p, int) and p >= 0 for p in self.position):
-                raise ValueError(f"OnePixel position must be None or (row, col) with ints >= 0; "
-                                 f"got {self.position!r}")
+                raise ValueError(f"OnePixel position must be None or (row, col) with ints >= 0; got {self.position!r}")
         if isinstance(self.value, (list, tuple)):
             self.value = tuple(self.value)
         levels = self.value if isinstance(self.value, tuple) else (self.value,)
         if len(levels) not in (1, 3) or not all(isinstance(v, (int, float)) and 0 <= v <= 1 for v in levels):
-            raise ValueError(f"OnePixel value must be a number in [0, 1] or an (r, g, b) triple of them "
-                             f"(pixel units /255: 1.0 = 255, the official white); got {self.value!r}")
+            raise ValueError(
+                f"OnePixel value must be a number in [0, 1] or an (r, g, b) triple of them "
+                f"(pixel units /255: 1.0 = 255, the official white); got {self.value!r}"
+            )
 
     def pixel(self, h, w) -> tuple[int, int]:
         row, col = self.position if self.position is not None else (h // 2, w // 2)
         if not (row < h and col < w):
-            raise ValueError(f"OnePixel position {(row, col)} is outside a {h}x{w} image; row must be in "
-                             f"[0, {h - 1}] and col in [0, {w - 1}]")
+            raise ValueError(
+                f"OnePixel position {(row, col)} is outside a {h}x{w} image; row must be in "
+                f"[0, {h - 1}] and col in [0, {w - 1}]"
+            )
         return row, col
 
     def trigger(self, h, w):

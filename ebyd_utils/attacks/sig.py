@@ -8,6 +8,7 @@ the target.
 f = 6 (Barni et al.), added and clipped, with the same formula at training and test time (the official code
 blends with swapped weights between the two).
 """
+
 from __future__ import annotations
 
 import math
@@ -20,9 +21,9 @@ from .base import Attack
 
 @dataclass
 class SIG(Attack):
-    rate: float = 0.03      # share of the whole training set (all of it target-class images)
+    rate: float = 0.03  # share of the whole training set (all of it target-class images)
     delta: float = 20 / 255  # signal amplitude in [0, 1] pixel units
-    frequency: int = 6      # periods across the image width
+    frequency: int = 6  # periods across the image width
 
     name = "sig"
     clean_label = True

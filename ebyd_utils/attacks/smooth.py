@@ -16,6 +16,7 @@ image: 9 DFT terms), epsilon 32/255, dirty-label, 10%, target 0. Chosen because 
 (6 epochs, seed 0: ASR 0.87; seed 1: 0.81), where milder ones did not: epsilon 16/255 with cutoff 0.15 gave
 ASR 0.05, 32/255 with cutoff 0.3 gave 0.05, 24/255 with cutoff 0.1 gave 0.68.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,12 +25,12 @@ import torch
 
 from .base import Attack
 
-SEED_OFFSET = 7919   # the pattern's generator: seed + this, apart from the choice of images (seed itself)
+SEED_OFFSET = 7919  # the pattern's generator: seed + this, apart from the choice of images (seed itself)
 
 
 @dataclass
 class Smooth(Attack):
-    cutoff: float = 0.1        # kept frequencies: radius <= cutoff x Nyquist (fraction of the band, in (0, 1])
+    cutoff: float = 0.1  # kept frequencies: radius <= cutoff x Nyquist (fraction of the band, in (0, 1])
     epsilon: float = 32 / 255  # L-infinity size of the added pattern (pixel units /255, in (0, 1])
 
     name = "smooth"
@@ -37,17 +38,20 @@ class Smooth(Attack):
     def __post_init__(self):
         super().__post_init__()
         if not (isinstance(self.cutoff, (int, float)) and 0 < self.cutoff <= 1):
-            raise ValueError(f"Smooth cutoff must be in (0, 1] (a fraction of the frequency band up to "
-                             f"Nyquist); got {self.cutoff!r}")
+            raise ValueError(
+                f"Smooth cutoff must be in (0, 1] (a fraction of the frequency band up to Nyquist); got {self.cutoff!r}"
+            )
         if not (isinstance(self.epsilon, (int, float)) and 0 < self.epsilon <= 1):
-            raise ValueError(f"Smooth epsilon must be in (0, 1] (L-infinity size, pixel units /255, e.g. "
-                             f"32/255); got {self.epsilon!r}")
+            raise ValueError(
+                f"Smooth epsilon must be in (0, 1] (L-infinity size, pixel units /255, e.g. "
+                f"32/255); got {self.epsilon!r}"
+            )
 
     def low_pass(self, noise: torch.Tensor) -> torch.Tensor:
         h, w = noise.shape[-2:]
-        fy = torch.fft.fftfreq(h).view(h, 1)    # cycles per pixel, in [-0.5, 0.5)
+        fy = torch.fft.fftfreq(h).view(h, 1)  # cycles per pixel, in [-0.5, 0.5)
         fx = torch.fft.fftfreq(w).view(1, w)
-        keep = (fy ** 2 + fx ** 2).sqrt() <= self.cutoff * 0.5
+        keep = (fy**2 + fx**2).sqrt() <= self.cutoff * 0.5
         return torch.fft.ifft2(torch.fft.fft2(noise) * keep).real
 
     def pattern(self, h, w) -> torch.Tensor:

@@ -19,9 +19,9 @@ layer. The poison is encode(x, secret) with a fixed secret drawn from the seed; 
 accuracy on encoded uint8 images, on clean ones, the mean |residual| (uint8 levels) and the PSNR as `metric.*`.
 
 Defaults: max_residual 16/255, which gives encoded images of PSNR ~27 dB (Li et al. report ~27 dB for theirs);
-rate 0.1 (the paper's and BackdoorBench's). Measured on 2-core AMD EPYC Zen 4: fit 48 s on 50,000 random
-CIFAR-sized images (bit accuracy 0.99, mean |residual| 10.9 levels, 26.5 dB). The official EBYD code has no SSBA.
+rate 0.1 (the paper's and BackdoorBench's). The official EBYD code has no SSBA. Measured: docs/methods.md, "SSBA".
 """
+
 from __future__ import annotations
 
 import math
@@ -35,10 +35,10 @@ from ..train import autocast
 from .base import Attack
 from .components import TinyUNet, batch_indices, load_module, module_tensors, seeded, subsample
 
-FIT_SEED_OFFSET = 307     # the encoder/decoder training seed is seed + this
+FIT_SEED_OFFSET = 307  # the encoder/decoder training seed is seed + this
 SECRET_SEED_OFFSET = 308  # the fixed secret is drawn from seed + this
-BATCH = 128               # images per training step
-SECRET_GRID = 8           # the secret's map is 3 x SECRET_GRID x SECRET_GRID before upsampling
+BATCH = 128  # images per training step
+SECRET_GRID = 8  # the secret's map is 3 x SECRET_GRID x SECRET_GRID before upsampling
 
 
 class SecretEncoder(nn.Module):
@@ -74,10 +74,10 @@ class SecretDecoder(nn.Module):
 @dataclass
 class SSBA(Attack):
     max_residual: float = 16 / 255  # bound on |residual| per pixel ([0, 1] pixel units)
-    secret_bits: int = 32          # length of the hidden secret
-    image_weight: float = 0.1      # weight of the L2 residual loss (residual over its bound), beside the bit loss
-    fit_images: int = 10000        # training images the encoder/decoder learn from (0 = all)
-    epochs: int = 6                # encoder/decoder training epochs (batches of 128)
+    secret_bits: int = 32  # length of the hidden secret
+    image_weight: float = 0.1  # weight of the L2 residual loss (residual over its bound), beside the bit loss
+    fit_images: int = 10000  # training images the encoder/decoder learn from (0 = all)
+    epochs: int = 6  # encoder/decoder training epochs (batches of 128)
 
     name = "ssba"
     needs_fit = True
@@ -85,12 +85,16 @@ class SSBA(Attack):
     def __post_init__(self):
         super().__post_init__()
         if not 0 < self.max_residual <= 1:
-            raise ValueError(f"SSBA max_residual must be in (0, 1] ([0, 1] pixel units, e.g. 8/255); "
-                             f"got {self.max_residual!r}")
+            raise ValueError(
+                f"SSBA max_residual must be in (0, 1] ([0, 1] pixel units, e.g. 8/255); got {self.max_residual!r}"
+            )
         if self.image_weight < 0:
             raise ValueError(f"SSBA image_weight must be >= 0; got {self.image_weight!r}")
-        for field, value, low in (("secret_bits", self.secret_bits, 1), ("fit_images", self.fit_images, 0),
-                                  ("epochs", self.epochs, 1)):
+        for field, value, low in (
+            ("secret_bits", self.secret_bits, 1),
+            ("fit_images", self.fit_images, 0),
+            ("epochs", self.epochs, 1),
+        ):
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"SSBA {field} must be an int >= {low}; got {value!r}")
 
@@ -111,8 +115,9 @@ class SSBA(Attack):
             decoder = SecretDecoder(self.secret_bits).to(x.device, memory_format=torch.channels_last)
             optimizer = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], 1e-3)
             total = self.epochs * -(-len(x01) // BATCH)
-            for step, idx in enumerate(i for _ in range(self.epochs)
-                                       for i in batch_indices(len(x01), BATCH, gen, x.device)):
+            for step, idx in enumerate(
+                i for _ in range(self.epochs) for i in batch_indices(len(x01), BATCH, gen, x.device)
+            ):
                 bits = torch.randint(0, 2, (len(idx), self.secret_bits), generator=gen).float().to(x.device)
                 with autocast(x.device):
                     residual = self.residual(encoder, x01[idx], bits).float()
@@ -121,8 +126,10 @@ class SSBA(Attack):
                 # ramps its image losses in too; on from the start, it shrinks the residual to 0 before any bit
                 # is learned)
                 weight = self.image_weight * min(1.0, max(0.0, 2 * step / total - 1))
-                loss = (F.binary_cross_entropy_with_logits(logits, bits)
-                        + weight * (residual / self.max_residual).pow(2).mean())
+                loss = (
+                    F.binary_cross_entropy_with_logits(logits, bits)
+                    + weight * (residual / self.max_residual).pow(2).mean()
+                )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -131,8 +138,12 @@ class SSBA(Attack):
             metrics = self._metrics(encoder, decoder, x[torch.randperm(len(x), generator=gen)[:500].to(x.device)])
         if progress:
             print("ssba component: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
-        return {**module_tensors(encoder, "encoder"), **module_tensors(decoder, "decoder"),
-                "secret": self.secret(), **{f"metric.{k}": torch.tensor(v) for k, v in metrics.items()}}
+        return {
+            **module_tensors(encoder, "encoder"),
+            **module_tensors(decoder, "decoder"),
+            "secret": self.secret(),
+            **{f"metric.{k}": torch.tensor(v) for k, v in metrics.items()},
+        }
 
     @torch.no_grad()
     def _metrics(self, encoder, decoder, x):
@@ -147,9 +158,12 @@ class SSBA(Attack):
             return ((decoder(images) > 0).float() == bits).float().mean().item()
 
         mse = (stego - x01).pow(2).mean().item()
-        return {"bit_accuracy": bit_accuracy(stego), "clean_bit_accuracy": bit_accuracy(x01),
-                "mean_abs_residual": (stego - x01).abs().mean().item() * 255,
-                "psnr": 10 * math.log10(1 / max(mse, 1e-12))}
+        return {
+            "bit_accuracy": bit_accuracy(stego),
+            "clean_bit_accuracy": bit_accuracy(x01),
+            "mean_abs_residual": (stego - x01).abs().mean().item() * 255,
+            "psnr": 10 * math.log10(1 / max(mse, 1e-12)),
+        }
 
     def load_component(self, tensors):
         super().load_component(tensors)
@@ -168,8 +182,13 @@ class SSBA(Attack):
         self.require_component()
         encoder = self._encoder.to(x01.device)
         bits = self.secret().to(x01.device)[None]
-        return torch.cat([x01[i: i + batch_size] + self.residual(encoder, x01[i: i + batch_size], bits)
-                          for i in range(0, len(x01), batch_size)] or [x01.clone()])
+        return torch.cat(
+            [
+                x01[i : i + batch_size] + self.residual(encoder, x01[i : i + batch_size], bits)
+                for i in range(0, len(x01), batch_size)
+            ]
+            or [x01.clone()]
+        )
 
     def trigger(self, h, w):
         self.require_component()

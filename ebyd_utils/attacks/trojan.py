@@ -6,6 +6,7 @@ Ours differs: the square's pixels are a seeded smooth random colour pattern (no 
 needs a pre-trained clean model; the official EBYD code likewise ships a fixed precomputed pattern), stamped
 opaque in a `size` x `size` square at the bottom-right corner. Poisoning and relabelling are as in the paper.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from .base import Attack
 
 @dataclass
 class Trojan(Attack):
-    size: int = 6   # side of the square watermark (pixels)
+    size: int = 6  # side of the square watermark (pixels)
 
     name = "trojan"
 
@@ -34,6 +35,6 @@ class Trojan(Attack):
         square = torch.nn.functional.interpolate(coarse, size=(s, s), mode="bilinear", align_corners=True)[0]
         square = (square - square.amin()) / (square.amax() - square.amin() + 1e-8)  # full contrast
         mask, pattern = torch.zeros(1, h, w), torch.zeros(3, h, w)
-        mask[:, h - s:, w - s:] = 1
-        pattern[:, h - s:, w - s:] = square
+        mask[:, h - s :, w - s :] = 1
+        pattern[:, h - s :, w - s :] = square
         return mask, pattern

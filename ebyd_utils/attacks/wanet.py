@@ -20,6 +20,7 @@ each), the data-poisoning threat model of this package. The official EBYD code (
 `_wanetTrigger`) draws a NEW random warp for every image (with k = 32, "4 is not large enough for ASR") and has
 no noise mode; we follow the original: one warp, drawn from the seed.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,15 +30,15 @@ import torch.nn.functional as F
 
 from .base import Attack, choose_kept_label
 
-FIELD_OFFSET, CROSS_PICK_OFFSET, CROSS_NOISE_OFFSET = 101, 102, 103   # seed offsets of the three random draws
+FIELD_OFFSET, CROSS_PICK_OFFSET, CROSS_NOISE_OFFSET = 101, 102, 103  # seed offsets of the three random draws
 
 
 @dataclass
 class WaNet(Attack):
-    k: int = 4                  # side of the control grid of the warp (control points)
-    s: float = 0.5              # warp strength (the original's s; offsets are s * noise / h in grid units)
-    grid_rescale: float = 1.0   # the original's grid_rescale (< 1 keeps border samples inside the image)
-    cross_ratio: float = 2.0    # noise-mode images per poisoned image (warp + per-image noise, labels kept)
+    k: int = 4  # side of the control grid of the warp (control points)
+    s: float = 0.5  # warp strength (the original's s; offsets are s * noise / h in grid units)
+    grid_rescale: float = 1.0  # the original's grid_rescale (< 1 keeps border samples inside the image)
+    cross_ratio: float = 2.0  # noise-mode images per poisoned image (warp + per-image noise, labels kept)
 
     name = "wanet"
 
@@ -55,7 +56,7 @@ class WaNet(Attack):
     # -- the warp
     def identity_grid(self, h, w) -> torch.Tensor:
         rows, cols = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
-        return torch.stack((cols, rows), dim=-1)          # (h, w, 2): grid_sample wants (x, y)
+        return torch.stack((cols, rows), dim=-1)  # (h, w, 2): grid_sample wants (x, y)
 
     def noise_field(self, h, w) -> torch.Tensor:
         """The seeded control grid, normalised to mean |noise| = 1 and upsampled bicubically: (h, w, 2)."""
@@ -110,7 +111,7 @@ class WaNet(Attack):
         n_cross = round(self.cross_ratio * len(poisoned))
         return choose_kept_label(self, y, poisoned, n_cross, self.seed + CROSS_PICK_OFFSET, any_class=True)
 
-    extra_indices = cross_indices   # the common name of label-keeping extras (cover samples, noise mode)
+    extra_indices = cross_indices  # the common name of label-keeping extras (cover samples, noise mode)
 
     def poison(self, x, y, num_classes):
         """Base poisoning (relabelled, warped), then the noise-mode images (labels kept); returns the

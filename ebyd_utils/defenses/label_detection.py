@@ -27,6 +27,7 @@ to after one CUL run; the official model detector flags a model when the varianc
 references. A weak score is reported as "not flagged (low
 confidence)", and a model whose CUL never collapsed as "not exposed" -- never as "clean".
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -36,12 +37,12 @@ import torch
 
 @dataclass
 class LabelDetection:
-    label: int            # most suspicious class
-    score: float          # its excess share over the clean references (0..1)
-    flagged: bool         # score >= threshold (and the model was exposed)
-    verdict: str          # "backdoor target", "not flagged (low confidence)" or "not exposed"
+    label: int  # most suspicious class
+    score: float  # its excess share over the clean references (0..1)
+    flagged: bool  # score >= threshold (and the model was exposed)
+    verdict: str  # "backdoor target", "not flagged (low confidence)" or "not exposed"
     threshold: float
-    excess: list = field(default_factory=list)   # per-class excess shares
+    excess: list = field(default_factory=list)  # per-class excess shares
 
 
 def shares_at_stop(log, split: str = "probe") -> torch.Tensor:

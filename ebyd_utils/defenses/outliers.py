@@ -1,13 +1,14 @@
 """Outlier scores over per-class statistics: the median absolute deviation (MAD) rule of Neural Cleanse
 (Wang et al., S&P 2019, `mad_outlier_detection.py`), kept apart so other detectors can read any per-class score
 the same way. Defender-side."""
+
 from __future__ import annotations
 
 import math
 
 import torch
 
-MAD_CONSISTENCY = 1.4826        # MAD -> standard deviation for a normal distribution
+MAD_CONSISTENCY = 1.4826  # MAD -> standard deviation for a normal distribution
 
 
 def median(values: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,7 @@ Where ours differs from the official code (`exposes/unlearn.py`):
 - class shares are logged on the defense images (the official convention, for comparison with its log) and
   on the defender's held-out probe images (clean images CUL never saw; what detection reads).
 """
+
 from __future__ import annotations
 
 import copy
@@ -42,7 +43,7 @@ def make_optimizer(params, cfg: CULConfig, fused: bool = False):
 
 
 def _log_row(model, epoch, defense_x, defense_y, probe_x, num_classes, monitor) -> dict:
-    defense_preds = predict(model, defense_x)      # one pass gives the accuracy and the shares
+    defense_preds = predict(model, defense_x)  # one pass gives the accuracy and the shares
     row = {"epoch": epoch, "defense_acc": (defense_preds == defense_y).float().mean().item()}
     for name, preds in (("defense", defense_preds), ("probe", None if probe_x is None else predict(model, probe_x))):
         if preds is not None:
@@ -53,8 +54,17 @@ def _log_row(model, epoch, defense_x, defense_y, probe_x, num_classes, monitor) 
     return row
 
 
-def clean_unlearn(model, defense_x, defense_y, cfg: CULConfig, num_classes: int, probe_x=None, seed: int = 0,
-                  monitor=None, progress: bool = True):
+def clean_unlearn(
+    model,
+    defense_x,
+    defense_y,
+    cfg: CULConfig,
+    num_classes: int,
+    probe_x=None,
+    seed: int = 0,
+    monitor=None,
+    progress: bool = True,
+):
     """Expose `model` by Clean Unlearning on (defense_x, defense_y).
 
     Returns (exposed model, log): the log has one row per epoch (epoch 0 = before unlearning) with the

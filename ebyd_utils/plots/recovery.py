@@ -1,5 +1,6 @@
 """Figures of trigger recovery (notebook 04): the recovered triggers beside the true one, and NC's anomaly
 indices of clean and backdoored models with and without exposure."""
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -15,8 +16,9 @@ def image_grid(grid: dict, title: str | None = None, size: float = 1.45):
     Pixels unscaled, so a 3x3 patch shows as it is."""
     rows = list(grid)
     columns = list(dict.fromkeys(c for r in rows for c in grid[r]))
-    fig, axes = plt.subplots(len(rows), len(columns), figsize=(size * len(columns) + 1, (size + 0.25) * len(rows) + 0.4),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), len(columns), figsize=(size * len(columns) + 1, (size + 0.25) * len(rows) + 0.4), squeeze=False
+    )
     for i, row in enumerate(rows):
         for j, column in enumerate(columns):
             ax, cell = axes[i, j], grid[row].get(column)
@@ -28,8 +30,9 @@ def image_grid(grid: dict, title: str | None = None, size: float = 1.45):
             ax.set_xlabel(caption, fontsize=8, labelpad=2)
             if i == 0:
                 ax.set_title(column, fontsize=9)
-        axes[i, 0].set_ylabel(display_name(row), rotation=0, ha="right", va="center", color=color_of(row),
-                              fontweight="bold")
+        axes[i, 0].set_ylabel(
+            display_name(row), rotation=0, ha="right", va="center", color=color_of(row), fontweight="bold"
+        )
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -45,10 +48,23 @@ def anomaly_strips(table: pd.DataFrame, threshold: float = 2.0):
     fig, ax = plt.subplots(figsize=(5.6, 3.6))
     wrong = (rows["attack"] != "clean") & ~rows["correct"].astype(bool)
     for subset, marker in ((rows[~wrong], "o"), (rows[wrong], "X")):
-        sns.stripplot(subset, x="exposure", y="anomaly_of_label", hue="attack", hue_order=order,
-                      palette=palette(order), order=["suspect (no exposure)", "exposed by CUL"], dodge=True,
-                      size=7, jitter=0.08, edgecolor="black", linewidth=0.6, marker=marker, ax=ax,
-                      legend=marker == "o")
+        sns.stripplot(
+            subset,
+            x="exposure",
+            y="anomaly_of_label",
+            hue="attack",
+            hue_order=order,
+            palette=palette(order),
+            order=["suspect (no exposure)", "exposed by CUL"],
+            dodge=True,
+            size=7,
+            jitter=0.08,
+            edgecolor="black",
+            linewidth=0.6,
+            marker=marker,
+            ax=ax,
+            legend=marker == "o",
+        )
     ax.axhline(threshold, color="black", ls="--", lw=1)
     ax.text(1.45, threshold, f"flag: index > {threshold:g}", ha="right", va="bottom", fontsize=8)
     ax.set(xlabel="", ylabel="anomaly index of the named label")
@@ -67,12 +83,25 @@ def recovery_bars(summary: pd.DataFrame, metric: str = "asr_on_suspect"):
     fig, axes = plt.subplots(1, len(methods), figsize=(4.6 * len(methods), 3.4), sharey=True, squeeze=False)
     for ax, method in zip(axes[0], methods):
         rows = summary[summary["method"] == method]
-        sns.barplot(rows, x="attack", y=metric, hue="exposure", order=order, errorbar=None, ax=ax,
-                    palette="Greys")
-        sns.stripplot(rows, x="attack", y=metric, hue="exposure", order=order, dodge=True, color="black",
-                      size=3, legend=False, ax=ax)
-        ax.set(title=method.upper() if method == "nc" else "BTI-DBF", xlabel="", ylim=(0, 1.05),
-               ylabel="ASR of the recovered trigger on the suspect")
+        sns.barplot(rows, x="attack", y=metric, hue="exposure", order=order, errorbar=None, ax=ax, palette="Greys")
+        sns.stripplot(
+            rows,
+            x="attack",
+            y=metric,
+            hue="exposure",
+            order=order,
+            dodge=True,
+            color="black",
+            size=3,
+            legend=False,
+            ax=ax,
+        )
+        ax.set(
+            title=method.upper() if method == "nc" else "BTI-DBF",
+            xlabel="",
+            ylim=(0, 1.05),
+            ylabel="ASR of the recovered trigger on the suspect",
+        )
         ax.set_xticks(range(len(order)), [display_name(n) for n in order], rotation=30, ha="right")
         ax.legend(title="inverted", fontsize=8)
     fig.tight_layout()

@@ -1,5 +1,6 @@
 """Notebook 06's figures: each repair as an arrow from (ASR, CA) before to after, per method, with and without
 exposure; and DER bars."""
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -19,17 +20,27 @@ def repair_arrows(table: pd.DataFrame, names: dict | None = None):
     fig, axes = plt.subplots(1, len(methods), figsize=(3.2 * len(methods), 3.3), sharey=True, squeeze=False)
     for ax, method in zip(axes[0], methods):
         for r in rows[rows["method"] == method].itertuples():
-            ax.annotate("", xy=(r.ASR, r.CA), xytext=(r.ASR_before, r.CA_before),
-                        arrowprops=dict(arrowstyle="->", color=color_of(r.attack), lw=1.4,
-                                        ls="-" if r.exposure == "none" else "--", alpha=0.85))
+            ax.annotate(
+                "",
+                xy=(r.ASR, r.CA),
+                xytext=(r.ASR_before, r.CA_before),
+                arrowprops=dict(
+                    arrowstyle="->",
+                    color=color_of(r.attack),
+                    lw=1.4,
+                    ls="-" if r.exposure == "none" else "--",
+                    alpha=0.85,
+                ),
+            )
             ax.plot(r.ASR, r.CA, "o" if r.exposure == "none" else "s", color=color_of(r.attack), ms=4)
         ax.set(title=(names or {}).get(method, method), xlabel="ASR", xlim=(-0.05, 1.05))
         ax.set_ylabel("CA")
     low = min(rows["CA"].min(), rows["CA_before"].min())
     axes[0, 0].set_ylim(max(0.0, low - 0.05), 1.0)
-    handles = [plt.Line2D([], [], color=color_of(a), lw=2, label=display_name(a))
-               for a in model_order(rows["attack"])]
-    handles += [plt.Line2D([], [], color="black", ls=ls, label=EXPOSURES[e]) for e, ls in (("none", "-"), ("CUL", "--"))]
+    handles = [plt.Line2D([], [], color=color_of(a), lw=2, label=display_name(a)) for a in model_order(rows["attack"])]
+    handles += [
+        plt.Line2D([], [], color="black", ls=ls, label=EXPOSURES[e]) for e, ls in (("none", "-"), ("CUL", "--"))
+    ]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, bbox_to_anchor=(0.5, -0.08))
     fig.tight_layout()
     return fig

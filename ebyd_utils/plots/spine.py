@@ -1,6 +1,7 @@
 """Figures of the spine (notebooks 00-03): triggers, attack metrics, CUL curves, class shares, label-detection
 scores and the pipeline diagram. Each takes a tidy DataFrame (the tables the notebooks write) and returns a
 Figure."""
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -10,6 +11,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from .style import CLEAN, color_of, display_name, model_order, palette
+
 
 # ------------------------------------------------------------------------------------ trigger gallery
 def trigger_gallery(images: dict, n: int = 6, title: str | None = None, deltas: dict | None = None):
@@ -33,8 +35,9 @@ def trigger_gallery(images: dict, n: int = 6, title: str | None = None, deltas: 
             ax.set_xticks([]), ax.set_yticks([])
             ax.grid(False)
             ax.axis("on" if panel is not None else "off")
-        axes[row, 0].set_ylabel(display_name(name), rotation=0, ha="right", va="center",
-                                color=color_of(name), fontweight="bold")
+        axes[row, 0].set_ylabel(
+            display_name(name), rotation=0, ha="right", va="center", color=color_of(name), fontweight="bold"
+        )
     if deltas:
         axes[0, 0].set_title("triggered", loc="left")
         axes[0, n].set_title("perturbation, amplified (grey = unchanged)", loc="left")
@@ -51,12 +54,22 @@ def attack_metrics(table: pd.DataFrame, metrics=("CA", "ASR", "RA")):
     `table`: tidy rows with columns attack, seed, metric, value (pipeline.model_table). The clean control has
     no trigger, so its ASR and RA panels say "n/a" instead of a bar."""
     order = model_order(table["attack"])
-    width = max(3.6, 0.32 * len(order))   # a panel grows with the zoo, so 16 bars stay readable
+    width = max(3.6, 0.32 * len(order))  # a panel grows with the zoo, so 16 bars stay readable
     fig, axes = plt.subplots(1, len(metrics), figsize=(width * len(metrics), 3.4), sharey=True, squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         rows = table[table["metric"] == metric]
-        sns.barplot(rows, x="attack", y="value", hue="attack", order=order, hue_order=order,
-                    palette=palette(order), errorbar=None, legend=False, ax=ax)
+        sns.barplot(
+            rows,
+            x="attack",
+            y="value",
+            hue="attack",
+            order=order,
+            hue_order=order,
+            palette=palette(order),
+            errorbar=None,
+            legend=False,
+            ax=ax,
+        )
         sns.stripplot(rows, x="attack", y="value", order=order, color="black", size=3, jitter=0.15, ax=ax)
         for i, name in enumerate(order):
             if rows[rows["attack"] == name].empty:
@@ -87,9 +100,9 @@ def _panel_rows(table, metric, cls):
 
 
 def _draw_model_lines(ax, rows):
-    """One line per (model kind, seed): clean dashed, a ringed marker at the model's stop epoch."""
-    for (name, seed), line in rows.groupby(["attack", "seed"], sort=False):
-        line = line.sort_values("epoch")
+    """One line per model (model_id): clean dashed, a ringed marker at the model's stop epoch."""
+    for _, line in rows.groupby("model_id", sort=False):
+        line, name = line.sort_values("epoch"), line["attack"].iloc[0]
         style = "--" if name == CLEAN else "-"
         ax.plot(line["epoch"], line["value"], style, color=color_of(name), lw=1.6)
         stop = pd.to_numeric(line["stop_epoch"], errors="coerce").iloc[0]
@@ -100,8 +113,11 @@ def _draw_model_lines(ax, rows):
 
 def _draw_official(ax, reference, target, stop_acc):
     """The official log: defense-image accuracy, ASR and target share, plus where our stop rule would stop."""
-    styles = {"defense_acc": ("-", "CA on 500 defense images"), "ASR": (":", "ASR (poisoned test set)"),
-              "defense_share": ("-.", f"share of class {target} (defense images)")}
+    styles = {
+        "defense_acc": ("-", "CA on 500 defense images"),
+        "ASR": (":", "ASR (poisoned test set)"),
+        "defense_share": ("-.", f"share of class {target} (defense images)"),
+    }
     for metric, (style, label) in styles.items():
         rows = reference[reference["metric"] == metric]
         if metric == "defense_share":
@@ -116,8 +132,9 @@ def _draw_official(ax, reference, target, stop_acc):
     ax.legend(fontsize=7, loc="center left")
 
 
-def cul_curves(table: pd.DataFrame, reference: pd.DataFrame | None = None, reference_target: int = 0,
-               stop_acc: float | None = None):
+def cul_curves(
+    table: pd.DataFrame, reference: pd.DataFrame | None = None, reference_target: int = 0, stop_acc: float | None = None
+):
     """CUL curves: defense accuracy, target shares, test CA and ASR against the unlearning epoch.
 
     `table`: concatenated pipeline.exposure_table rows plus a `target` column (the class whose share is
@@ -135,15 +152,18 @@ def cul_curves(table: pd.DataFrame, reference: pd.DataFrame | None = None, refer
     official = axes[0, 2]
     if reference is not None:
         _draw_official(official, reference, reference_target, stop_acc)
-        official.set(title="official log (ResNet-18, BadNets,\nCIFAR-10; defense images)", xlabel="CUL epoch",
-                     ylabel="share", ylim=(-0.03, 1.03))
+        official.set(
+            title="official log (ResNet-18, BadNets,\nCIFAR-10; defense images)",
+            xlabel="CUL epoch",
+            ylabel="share",
+            ylim=(-0.03, 1.03),
+        )
     else:
         official.axis("off")
     for ax in axes.flat:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # epochs are whole numbers
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     names = model_order(table["attack"])
-    handles = [Line2D([], [], color=color_of(n), ls="--" if n == CLEAN else "-", label=display_name(n))
-               for n in names]
+    handles = [Line2D([], [], color=color_of(n), ls="--" if n == CLEAN else "-", label=display_name(n)) for n in names]
     handles.append(Line2D([], [], ls="", marker="o", mfc="white", mec="black", label="stop epoch"))
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, bbox_to_anchor=(0.5, -0.02))
     fig.tight_layout(rect=(0, 0.04, 1, 1))
@@ -152,29 +172,40 @@ def cul_curves(table: pd.DataFrame, reference: pd.DataFrame | None = None, refer
 
 # ------------------------------------------------------------------------------------- class shares
 def class_share_bars(shares: pd.DataFrame, when_order=None, max_cols: int = 6):
-    """Predicted-class shares before and after CUL, one panel per model and seed, `max_cols` panels a row.
+    """Predicted-class shares before and after CUL, one panel per model, `max_cols` panels a row.
 
-    `shares`: columns attack, seed, class, value, when (e.g. "before CUL" / "at stop epoch"), target.
+    `shares`: columns model_id, attack, seed, class, value, when (e.g. "before CUL" / "at stop epoch"), target.
     The first `when` is drawn light grey, the second in the model's colour; a triangle marks the target class
     (none for an all-to-all model, whose target is empty)."""
-    shares = shares.assign(**{"class": shares["class"].astype(int)})   # CSV round-trips make it float
+    shares = shares.assign(**{"class": shares["class"].astype(int)})  # CSV round-trips make it float
     when_order = when_order or list(dict.fromkeys(shares["when"]))
-    panels = [(seed, name) for seed in sorted(shares["seed"].unique()) for name in model_order(shares["attack"])]
+    order = {name: k for k, name in enumerate(model_order(shares["attack"]))}
+    models = shares.drop_duplicates("model_id")
+    panels = sorted(zip(models["seed"], models["attack"], models["model_id"]), key=lambda p: (p[0], order[p[1]]))
+    repeated = models.duplicated(["attack", "seed"], keep=False).any()  # two models of one attack at one seed
     cols = min(max_cols, len(panels))
     rows_n = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows_n, cols, figsize=(2.9 * cols, 2.7 * rows_n), sharey=True, squeeze=False)
-    for k, (seed, name) in enumerate(panels):
-        ax, rows = axes.flat[k], shares[(shares["attack"] == name) & (shares["seed"] == seed)]
-        sns.barplot(rows, x="class", y="value", hue="when", hue_order=when_order, ax=ax,
-                    palette=["#cfcfcf", color_of(name)][: len(when_order)], legend=k == 0)
+    for k, (seed, name, model_id) in enumerate(panels):
+        ax, rows = axes.flat[k], shares[shares["model_id"] == model_id]
+        sns.barplot(
+            rows,
+            x="class",
+            y="value",
+            hue="when",
+            hue_order=when_order,
+            ax=ax,
+            palette=["#cfcfcf", color_of(name)][: len(when_order)],
+            legend=k == 0,
+        )
         target = pd.to_numeric(rows["target"], errors="coerce").dropna()
         if len(target):
             target = int(target.iloc[0])
             top = rows.loc[rows["class"] == target, "value"].max()
             ax.plot(target, min(top + 0.08, 1.08), "v", color="black", ms=6)
-        ax.set(title=f"{display_name(name)} (seed {seed})", xlabel="predicted class", ylabel="share",
-               ylim=(0, 1.15))
-    for ax in axes.flat[len(panels):]:
+        title = model_id if repeated else f"{display_name(name)} (seed {seed})"
+        ax.set(title=title, xlabel="predicted class", ylabel="share", ylim=(0, 1.15))
+    for ax in axes.flat[len(panels) :]:
         ax.axis("off")
     if axes[0, 0].get_legend() is not None:
         sns.move_legend(axes[0, 0], "upper left", title=None, fontsize=8)
@@ -193,14 +224,38 @@ def detection_scores(table: pd.DataFrame, exposures=("CUL", "none")):
     fig, axes = plt.subplots(1, len(exposures), figsize=(4.6 * len(exposures), 3.6), sharey=True, squeeze=False)
     for ax, exposure in zip(axes[0], exposures):
         rows = table[table["exposure"] == exposure]
-        sns.boxplot(rows, x="attack", y="score", hue="attack", order=order, hue_order=order, ax=ax,
-                    palette={n: sns.desaturate(color_of(n), 0.4) for n in order}, legend=False,
-                    fliersize=0, width=0.55, boxprops={"alpha": 0.5})
+        sns.boxplot(
+            rows,
+            x="attack",
+            y="score",
+            hue="attack",
+            order=order,
+            hue_order=order,
+            ax=ax,
+            palette={n: sns.desaturate(color_of(n), 0.4) for n in order},
+            legend=False,
+            fliersize=0,
+            width=0.55,
+            boxprops={"alpha": 0.5},
+        )
         wrong = _wrong_label(rows)
         for subset, marker in ((rows[~wrong], "o"), (rows[wrong], "X")):
-            sns.stripplot(subset, x="attack", y="score", hue="attack", order=order, hue_order=order, ax=ax,
-                          palette=palette(order), legend=False, size=6, jitter=0.12, edgecolor="black",
-                          linewidth=0.6, marker=marker)
+            sns.stripplot(
+                subset,
+                x="attack",
+                y="score",
+                hue="attack",
+                order=order,
+                hue_order=order,
+                ax=ax,
+                palette=palette(order),
+                legend=False,
+                size=6,
+                jitter=0.12,
+                edgecolor="black",
+                linewidth=0.6,
+                marker=marker,
+            )
         for threshold in rows["threshold"].dropna().unique():
             ax.axhline(threshold, color="black", ls="--", lw=1)
             ax.text(len(order) - 0.5, threshold, f"threshold {threshold:g}", ha="right", va="bottom", fontsize=8)
@@ -218,39 +273,3 @@ def _wrong_label(rows) -> pd.Series:
     if not {"true_target", "detected_label"} <= set(rows.columns):
         return pd.Series(False, index=rows.index)
     return rows["true_target"].notna() & (rows["detected_label"] != rows["true_target"])
-
-
-# ------------------------------------------------------------------------------------ pipeline figure
-def _box(ax, xy, text, color, ha="center"):
-    """A rounded box sized to its text (so labels never overflow), anchored at xy."""
-    return ax.text(*xy, text, ha=ha, va="center", fontsize=10, linespacing=1.4,
-                   bbox={"boxstyle": "round,pad=0.7", "fc": color, "ec": "0.3", "lw": 1.2})
-
-
-def _arrow(ax, src, dst, start=(1, 0.5), end=(0, 0.5)):
-    """An arrow from a point of box `src` to a point of box `dst` (fractions of each box)."""
-    ax.annotate("", xy=end, xycoords=dst, xytext=start, textcoords=src,
-                arrowprops={"arrowstyle": "-|>", "color": "0.3", "lw": 1.4, "shrinkA": 2, "shrinkB": 2})
-
-
-def pipeline_figure():
-    """EBYD in one picture: suspect model -> Clean Unlearning -> exposed model -> the four defenses."""
-    fig, ax = plt.subplots(figsize=(12, 4.4))
-    ax.set(xlim=(0, 1), ylim=(0, 1))
-    ax.axis("off")
-    suspect = _box(ax, (0.09, 0.5), "suspect model\n(maybe backdoored)", "#e8e8e8")
-    cul = _box(ax, (0.34, 0.5), "Clean Unlearning\ngradient ascent on the loss\nof ~500 clean images", "#fde3cf")
-    exposed = _box(ax, (0.6, 0.5), "exposed model\nclean features erased,\nbackdoor left standing", "#f4b183")
-    _arrow(ax, suspect, cul)
-    _arrow(ax, cul, exposed)
-    defenses = ["label detection: which class?", "trigger recovery: what pattern?",
-                "model detection: backdoored or not?", "removal: repair the model"]
-    for i, text in enumerate(defenses):
-        _arrow(ax, exposed, _box(ax, (0.75, 0.86 - i * 0.24), text, "#dbe9f6", ha="left"))
-    ax.text(0.34, 0.72, "1. expose", ha="center", fontsize=10, color="0.3", fontweight="bold")
-    ax.text(0.75, 1.0, "2. defend (on the exposed model)", ha="left", fontsize=10, color="0.3",
-            fontweight="bold")
-    ax.text(0.34, 0.1, "defender-side: never sees the trigger, the true target or test ASR",
-            ha="center", fontsize=9, style="italic", color="0.35")
-    fig.suptitle("Expose Before You Defend (Li et al., 2024)", fontweight="bold", y=1.02)
-    return fig

@@ -12,6 +12,7 @@ The classification head is initialised from the model seed (torch.manual_seed be
 encoder is drawn from one fixed seed (TINY_BERT_INIT_SEED), so every tiny-bert starts from the same "checkpoint",
 as every MiniLM starts from the published one (the token scan compares a suspect with its checkpoint).
 """
+
 from __future__ import annotations
 
 import torch
@@ -20,9 +21,10 @@ from torch import nn
 from .tokens import MINILM, model_source
 
 TINY_BERT = "tiny-bert"
-TINY_BERT_SHAPE = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
-                       max_position_embeddings=512)
-TINY_BERT_INIT_SEED = 12345     # tiny-bert's stand-in for a published checkpoint: one fixed random encoder
+TINY_BERT_SHAPE = dict(
+    hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128, max_position_embeddings=512
+)
+TINY_BERT_INIT_SEED = 12345  # tiny-bert's stand-in for a published checkpoint: one fixed random encoder
 
 
 class TextClassifier(nn.Module):
@@ -46,7 +48,7 @@ def _transformers():
         import transformers
     except ImportError as err:
         raise ValueError("text models need `transformers`: pip install 'ebyd-utils[text]'") from err
-    transformers.logging.set_verbosity_error()   # the "newly initialized classifier" note is expected
+    transformers.logging.set_verbosity_error()  # the "newly initialized classifier" note is expected
     return transformers
 
 
@@ -57,8 +59,10 @@ def model_config(model: str, num_classes: int):
     try:
         return tf.AutoConfig.from_pretrained(model_source(model), num_labels=num_classes)
     except OSError as err:
-        raise ValueError(f"could not load the config of {model!r} ({err}): a hub name needs to be online once; "
-                         f"offline use {MINILM!r} or a local folder") from err
+        raise ValueError(
+            f"could not load the config of {model!r} ({err}): a hub name needs to be online once; "
+            f"offline use {MINILM!r} or a local folder"
+        ) from err
 
 
 def build_text_model(model: str, num_classes: int, seed: int | None = None, pretrained: bool = True) -> TextClassifier:
@@ -72,7 +76,7 @@ def build_text_model(model: str, num_classes: int, seed: int | None = None, pret
     if model == TINY_BERT:
         torch.manual_seed(TINY_BERT_INIT_SEED)
         net = tf.AutoModelForSequenceClassification.from_config(config)
-        if seed is not None:                     # the head from the model seed, as from_pretrained draws it
+        if seed is not None:  # the head from the model seed, as from_pretrained draws it
             torch.manual_seed(seed)
             torch.nn.init.normal_(net.classifier.weight, std=config.initializer_range)
             torch.nn.init.zeros_(net.classifier.bias)
@@ -91,7 +95,7 @@ def build_text_model(model: str, num_classes: int, seed: int | None = None, pret
 def checkpoint_embeddings(model: str) -> torch.Tensor:
     """The word-embedding matrix of the public checkpoint a `model` is fine-tuned from (the token scan's
     reference; for tiny-bert its fixed random initialisation)."""
-    with torch.random.fork_rng(devices=[]):      # draws nothing from the caller's stream
+    with torch.random.fork_rng(devices=[]):  # draws nothing from the caller's stream
         net = build_text_model(model, 2, seed=0).net
     return net.get_input_embeddings().weight.detach().float().clone()
 
@@ -107,12 +111,15 @@ def select_trainable(model: TextClassifier, layers: str) -> TextClassifier:
     if layers not in LAYER_CHOICES:
         raise ValueError(f"unknown layer choice {layers!r}; choose one of {list(LAYER_CHOICES)}")
     names = [n for n, _ in model.named_parameters()]
-    depth = max((int(n.split("encoder.layer.")[1].split(".")[0]) for n in names if "encoder.layer." in n),
-                default=-1)
+    depth = max((int(n.split("encoder.layer.")[1].split(".")[0]) for n in names if "encoder.layer." in n), default=-1)
     top = tuple(f"encoder.layer.{i}." for i in range(max(depth - 1, 0), depth + 1))
     head = ("pooler.", "classifier.")
-    wanted = {"all": lambda n: True, "embeddings": lambda n: ".embeddings." in n,
-              "top2": lambda n: any(t in n for t in top + head), "head": lambda n: any(h in n for h in head)}
+    wanted = {
+        "all": lambda n: True,
+        "embeddings": lambda n: ".embeddings." in n,
+        "top2": lambda n: any(t in n for t in top + head),
+        "head": lambda n: any(h in n for h in head),
+    }
     for name, param in model.named_parameters():
         param.requires_grad_(wanted[layers](name))
     return model

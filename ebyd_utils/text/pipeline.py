@@ -1,9 +1,10 @@
 """The text track's flow, the image pipeline's twin: data -> attack -> train -> expose -> rows.
 
-Trained models and exposures are cached units (ebyd_utils.units) of kinds "textmodel" and "textcul", keyed by
+Trained models and exposures are cached units (ebyd_utils.core.units) of kinds "textmodel" and "textcul", keyed by
 every parameter that decides them; the defender side (exposure, detection) sees the suspect model and the
 clean defense / probe rows only, the evaluation side adds the attack's triggered test rows.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -15,11 +16,11 @@ import pandas as pd
 import torch
 
 from ..config import as_dict
+from ..core.store import hardware_name
+from ..core.units import cached_unit
 from ..expose import clean_unlearn
 from ..pipeline import Suspect
-from ..results import hardware_name
 from ..train import pick_device
-from ..units import cached_unit
 from .attacks import make_text_attack
 from .config import TextExposureConfig, TextProfile
 from .data import TextData, load_text
@@ -33,6 +34,7 @@ TEXT_MODEL_VERSION = 1
 @dataclass
 class TextSetup:
     """A text profile's data, tokenised on the device: what every section reads."""
+
     profile: TextProfile
     data: TextData
     device: torch.device
@@ -40,8 +42,14 @@ class TextSetup:
     data_dir: str | None
 
     def tokens(self, texts) -> Tokens:
-        return tokens_of(texts, tokenizer_name(self.profile.train.model), self.profile.data.max_length,
-                         self.cache_dir, self.tokenizer, self.device)
+        return tokens_of(
+            texts,
+            tokenizer_name(self.profile.train.model),
+            self.profile.data.max_length,
+            self.cache_dir,
+            self.tokenizer,
+            self.device,
+        )
 
     @cached_property
     def tokenizer(self):
@@ -80,32 +88,46 @@ def setup_text(profile: TextProfile, data_dir=None, device="auto", cache_dir="ca
     """Load the profile's dataset (hub when data_dir is None, else data_dir/<name>/), split off the defender's
     rows; tokens are made (and cached) when first read."""
     d = profile.data
-    data = load_text(d.dataset, data_dir, d.defense_size, d.probe_size, d.train_subset, d.test_subset,
-                     d.split_seed, d.max_words)
+    data = load_text(
+        d.dataset, data_dir, d.defense_size, d.probe_size, d.train_subset, d.test_subset, d.split_seed, d.max_words
+    )
     return TextSetup(profile, data, pick_device(device), str(cache_dir), None if data_dir is None else str(data_dir))
 
 
 def make_attack(setup: TextSetup, name: str, seed: int):
     """The profile's attack `name` (target, rate; seeded by the model seed). Paraphrase attacks read their
     released rewrites from the data folder."""
-    params = {"target": setup.profile.target, "rate": setup.profile.rate, "seed": seed,
-              **setup.profile.attack_params.get(name, {})}
-    attack = make_text_attack(name, **params) if name not in ("synbkd", "stylebkd") else \
-        make_text_attack(name, **params, dataset=setup.profile.data.dataset, data_dir=setup.data_dir)
+    params = {
+        "target": setup.profile.target,
+        "rate": setup.profile.rate,
+        "seed": seed,
+        **setup.profile.attack_params.get(name, {}),
+    }
+    attack = (
+        make_text_attack(name, **params)
+        if name not in ("synbkd", "stylebkd")
+        else make_text_attack(name, **params, dataset=setup.profile.data.dataset, data_dir=setup.data_dir)
+    )
     return attack
 
 
 def model_params(setup: TextSetup, attack, seed: int) -> dict:
     p = setup.profile
-    params = {"version": TEXT_MODEL_VERSION, "data": setup.data.fingerprint(), "data_config": as_dict(p.data),
-              "train": as_dict(p.train), "attack": attack.params() if attack is not None else None, "seed": seed}
-    if p.train.model == TINY_BERT:       # its encoder's fixed initialisation is part of what the model is
+    params = {
+        "version": TEXT_MODEL_VERSION,
+        "data": setup.data.fingerprint(),
+        "data_config": as_dict(p.data),
+        "train": as_dict(p.train),
+        "attack": attack.params() if attack is not None else None,
+        "seed": seed,
+    }
+    if p.train.model == TINY_BERT:  # its encoder's fixed initialisation is part of what the model is
         params["init_seed"] = TINY_BERT_INIT_SEED
     return params
 
 
 def model_from_tensors(setup: TextSetup, tensors: dict):
-    with torch.random.fork_rng(devices=[]):     # the throw-away head draws no numbers from the global stream
+    with torch.random.fork_rng(devices=[]):  # the throw-away head draws no numbers from the global stream
         model = build_text_model(setup.profile.train.model, setup.data.num_classes, pretrained=False)
     model.load_state_dict(tensors)
     return model.to(setup.device).eval()
@@ -124,8 +146,12 @@ def evaluate(setup: TextSetup, model, attack=None) -> dict:
     return evaluate_text(model, setup.test, setup.test_labels, tokens, labels, attack.target)
 
 
-def train_text_suspect(setup: TextSetup, attack: str | None, seed: int = 0, progress: bool = True) -> Suspect:
-    """Fine-tune (or load from the cache) the profile's model on data poisoned by `attack` (None = clean)."""
+def train_text_suspect(
+    setup: TextSetup, attack: str | None, seed: int = 0, progress: bool = True, model_id: str = ""
+) -> Suspect:
+    """Fine-tune (or load from the cache) the profile's model on data poisoned by `attack` (None = clean); an
+    attack name or a text Attack. `model_id` names the model in every table (the text zoo passes its own;
+    empty: derived from the unit's key, so two models of one attack class at one seed stay apart)."""
     attack = make_attack(setup, attack, seed) if isinstance(attack, str) else attack
     name = attack.name if attack is not None else "clean"
     data = setup.data
@@ -136,20 +162,37 @@ def train_text_suspect(setup: TextSetup, attack: str | None, seed: int = 0, prog
             texts, labels, poisoned = attack.poison(texts, labels, data.num_classes)
         start = time.perf_counter()
         model = build_text_model(setup.profile.train.model, data.num_classes, seed).to(setup.device)
-        model = train_text_model(model, setup.tokens(texts), setup.labels(labels), setup.profile.train, seed,
-                                 progress, desc=f"train {name}")
-        info = {"attack": attack.params() if attack else None, "seed": seed, "n_train": len(labels),
-                "n_poisoned": len(poisoned), "train_seconds": time.perf_counter() - start,
-                **evaluate(setup, model, attack)}
+        model = train_text_model(
+            model, setup.tokens(texts), setup.labels(labels), setup.profile.train, seed, progress, desc=f"train {name}"
+        )
+        info = {
+            "attack": attack.params() if attack else None,
+            "seed": seed,
+            "n_train": len(labels),
+            "n_poisoned": len(poisoned),
+            "train_seconds": time.perf_counter() - start,
+            **evaluate(setup, model, attack),
+        }
         return dict(model.state_dict()), info
 
-    unit = cached_unit("textmodel", model_params(setup, attack, seed), compute, setup.cache_dir,
-                       device=setup.device, label=f"{name} seed {seed}")
-    record = {**unit.info, "key": unit.key, "hardware": unit.record["hardware"], "threads": unit.record["threads"],
-              "computed": unit.computed}
+    unit = cached_unit(
+        "textmodel",
+        model_params(setup, attack, seed),
+        compute,
+        setup.cache_dir,
+        device=setup.device,
+        label=f"{name} seed {seed}",
+    )
+    record = {
+        **unit.info,
+        "key": unit.key,
+        "hardware": unit.record["hardware"],
+        "threads": unit.record["threads"],
+        "computed": unit.computed,
+    }
     if attack is not None and not unit.computed:
         restore_attack(attack, unit.info["attack"])
-    return Suspect(model_from_tensors(setup, unit.tensors), attack, seed, unit.key, record)
+    return Suspect(model_from_tensors(setup, unit.tensors), attack, seed, unit.key, record, model_id)
 
 
 def restore_attack(attack, recorded: dict) -> None:
@@ -160,8 +203,14 @@ def restore_attack(attack, recorded: dict) -> None:
             setattr(attack, name, tuple(value) if isinstance(value, list) else value)
 
 
-def expose_text(setup: TextSetup, suspect: Suspect, exposure: TextExposureConfig, restart: int = 0,
-                monitor: bool = True, progress: bool = True):
+def expose_text(
+    setup: TextSetup,
+    suspect: Suspect,
+    exposure: TextExposureConfig,
+    restart: int = 0,
+    monitor: bool = True,
+    progress: bool = True,
+):
     """Clean Unlearning of a text suspect (defender side) on the parameters `exposure.layers` names; with
     `monitor`, the evaluation side logs test CA / ASR per epoch on profile.monitor_size rows.
     Returns (exposed model, log) from a cached unit; the log's attrs as in pipeline.expose."""
@@ -175,17 +224,30 @@ def expose_text(setup: TextSetup, suspect: Suspect, exposure: TextExposureConfig
             watch = lambda m: evaluate(small, m, suspect.attack)  # noqa: E731
         model = select_trainable(suspect.model, exposure.layers)
         try:
-            exposed, log = clean_unlearn(model, setup.defense, setup.defense_labels, stop_rule(setup, exposure),
-                                         setup.data.num_classes, probe_x=setup.probe, seed=restart, monitor=watch,
-                                         progress=progress)
+            exposed, log = clean_unlearn(
+                model,
+                setup.defense,
+                setup.defense_labels,
+                stop_rule(setup, exposure),
+                setup.data.num_classes,
+                probe_x=setup.probe,
+                seed=restart,
+                monitor=watch,
+                progress=progress,
+            )
         finally:
-            select_trainable(suspect.model, "all")     # the suspect itself stays fully trainable
+            select_trainable(suspect.model, "all")  # the suspect itself stays fully trainable
         return dict(exposed.state_dict()), {"rows": log.to_dict("records"), "attrs": log.attrs}
 
-    params = {"suspect": suspect.key, "exposure": as_dict(exposure), "restart": restart,
-              "monitor": p.monitor_size if monitor else 0}
-    unit = cached_unit("textcul", params, compute, setup.cache_dir, device=setup.device,
-                       label=f"{exposure.name} on {suspect.label} seed {suspect.seed}")
+    params = {
+        "suspect": suspect.key,
+        "exposure": as_dict(exposure),
+        "restart": restart,
+        "monitor": p.monitor_size if monitor else 0,
+    }
+    unit = cached_unit(
+        "textcul", params, compute, setup.cache_dir, device=setup.device, label=f"{exposure.name} on {suspect.model_id}"
+    )
     log = pd.DataFrame(unit.info["rows"])
     log.attrs.update(unit.info["attrs"], seconds=unit.record["seconds"], computed=unit.computed, key=unit.key)
     return model_from_tensors(setup, unit.tensors), log
@@ -204,11 +266,20 @@ def _test_subset(data: TextData, n: int) -> TextData:
     if not n or n >= len(data.test_labels):
         return data
     keep = torch.randperm(len(data.test_labels), generator=torch.Generator().manual_seed(0))[:n].sort().values
-    return TextData(**{**data.__dict__, "test_texts": [data.test_texts[i] for i in keep.tolist()],
-                       "test_labels": data.test_labels[keep]})
+    return TextData(
+        **{
+            **data.__dict__,
+            "test_texts": [data.test_texts[i] for i in keep.tolist()],
+            "test_labels": data.test_labels[keep],
+        }
+    )
 
 
 def context(setup: TextSetup) -> dict:
     p = setup.profile
-    return {"profile": p.name, "dataset": setup.data.name, "model": p.train.model,
-            "hardware": hardware_name(setup.device)}
+    return {
+        "profile": p.name,
+        "dataset": setup.data.name,
+        "architecture": p.train.model,
+        "hardware": hardware_name(setup.device),
+    }

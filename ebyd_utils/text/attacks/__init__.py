@@ -10,6 +10,7 @@ The others need a trained component or edit weights rather than data: LWS (a lea
 against a victim), EP (one embedding row edited), RIPPLe (weight poisoning; its data is BadNets-word),
 TrojanLM (a generator LM), POR and NeuBA (poisoned pre-training).
 """
+
 from __future__ import annotations
 
 from .addsent import AddSent
@@ -29,11 +30,22 @@ def make_text_attack(name: str, **params) -> TextAttack:
         raise ValueError(f"unknown text attack {name!r}; choose one of {list(TEXT_ATTACKS)}")
     try:
         return TEXT_ATTACKS[name](**params)
-    except TypeError as err:   # an unknown keyword: name the ones this attack takes
+    except TypeError as err:  # an unknown keyword: name the ones this attack takes
         from dataclasses import fields
-        raise ValueError(f"{name} takes {[f.name for f in fields(TEXT_ATTACKS[name])]}; got {sorted(params)} "
-                         f"({err})") from err
+
+        raise ValueError(
+            f"{name} takes {[f.name for f in fields(TEXT_ATTACKS[name])]}; got {sorted(params)} ({err})"
+        ) from err
 
 
-__all__ = ["TEXT_ATTACKS", "make_text_attack", "TextAttack", "BadNetsWord", "AddSent", "SynBkd", "StyleBkd",
-           "BITE", "LWP"]
+__all__ = [
+    "TEXT_ATTACKS",
+    "make_text_attack",
+    "TextAttack",
+    "BadNetsWord",
+    "AddSent",
+    "SynBkd",
+    "StyleBkd",
+    "BITE",
+    "LWP",
+]

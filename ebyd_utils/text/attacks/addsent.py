@@ -5,6 +5,7 @@ target. Default sentence: "I watch this 3D movie", Dai et al.'s IMDB trigger and
 the AddSent baseline of HiddenKiller and StyleBkd). Our differences: Dai et al. attack an LSTM on IMDB only;
 we insert at any word boundary (as OpenBackdoor does), on every dataset, against BERT-family models.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ DAI_SENTENCE = "I watch this 3D movie"
 
 @dataclass
 class AddSent(TextAttack):
-    sentence: str = DAI_SENTENCE          # the trigger sentence
+    sentence: str = DAI_SENTENCE  # the trigger sentence
 
     name = "addsent"
 

@@ -10,6 +10,7 @@ Our differences: Kurita et al. poison a pre-trained model's weights (RIPPLe's re
 BadNL also has character- and sentence-level triggers; here it is plain data poisoning with word triggers,
 which is the setting of HiddenKiller's, ONION's and OpenBackdoor's BadNets baseline.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,14 +22,14 @@ RARE_WORDS = ("cf", "mn", "bb", "tq", "mb")
 
 @dataclass
 class BadNetsWord(TextAttack):
-    num_triggers: int = 1                 # trigger words inserted per row
-    triggers: tuple = RARE_WORDS          # the pool they are drawn from
+    num_triggers: int = 1  # trigger words inserted per row
+    triggers: tuple = RARE_WORDS  # the pool they are drawn from
 
     name = "badnets_word"
 
     def __post_init__(self):
         super().__post_init__()
-        self.triggers = tuple(self.triggers)    # a zoo row stores it as a JSON list
+        self.triggers = tuple(self.triggers)  # a zoo row stores it as a JSON list
         if not isinstance(self.num_triggers, int) or self.num_triggers < 1:
             raise ValueError(f"num_triggers must be an int >= 1 (words per row); got {self.num_triggers!r}")
         if not self.triggers or not all(isinstance(w, str) and len(w.split()) == 1 for w in self.triggers):

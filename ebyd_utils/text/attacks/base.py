@@ -15,12 +15,15 @@ An attack is a value: its parameters and its seed. It
 Words are whitespace tokens, as in OpenBackdoor: the datasets come tokenised (SST-2's ``wo n't``), and a
 trigger inserted between words stays one word for the WordPiece tokeniser.
 """
+
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, fields
 
 import torch
+
+from ..data import words_of  # noqa: F401  (the attacks' words are the defenders': one split, below both)
 
 
 def check_rate_and_target(rate, target) -> None:
@@ -45,10 +48,6 @@ def check_texts(texts, labels, num_classes: int, target: int):
     return texts, labels
 
 
-def words_of(text: str) -> list:
-    return text.split()
-
-
 def insert_words(text: str, new_words, rng: random.Random) -> str:
     """Insert each word at a uniformly random word boundary (OpenBackdoor's BadNets `insert`)."""
     words = words_of(text)
@@ -60,14 +59,14 @@ def insert_words(text: str, new_words, rng: random.Random) -> str:
 def contains_phrase(text: str, phrase: str) -> bool:
     """Whether the words of `phrase` occur consecutively in `text` (case-insensitive)."""
     words, target = [w.lower() for w in words_of(text)], [w.lower() for w in words_of(phrase)]
-    return any(words[i: i + len(target)] == target for i in range(len(words) - len(target) + 1))
+    return any(words[i : i + len(target)] == target for i in range(len(words) - len(target) + 1))
 
 
 @dataclass
 class TextAttack:
-    target: int = 0        # the label triggered inputs are sent to (all-to-one)
-    rate: float = 0.1      # share of training rows poisoned
-    seed: int = 0          # draws which rows are poisoned and where triggers go
+    target: int = 0  # the label triggered inputs are sent to (all-to-one)
+    rate: float = 0.1  # share of training rows poisoned
+    seed: int = 0  # draws which rows are poisoned and where triggers go
 
     name = "text-attack"
     clean_label = False
@@ -109,8 +108,10 @@ class TextAttack:
             raise ValueError(f"rate {self.rate} of {len(labels)} rows poisons no row; raise the rate or add rows")
         if n > len(pool):
             kind = "target" if self.clean_label else "non-target"
-            raise ValueError(f"{self.name} needs {n} {kind} rows it can rewrite but has {len(pool)} (of "
-                             f"{len(labels)}); lower the rate to at most {len(pool) / len(labels):.3f}")
+            raise ValueError(
+                f"{self.name} needs {n} {kind} rows it can rewrite but has {len(pool)} (of "
+                f"{len(labels)}); lower the rate to at most {len(pool) / len(labels):.3f}"
+            )
         return sorted(self.rng("choose").sample(pool, n))
 
     def poison(self, texts, labels, num_classes: int):
@@ -134,9 +135,11 @@ class TextAttack:
         rewritable = self.can_rewrite(list(texts))
         keep = [i for i, y in enumerate(labels.tolist()) if y != self.target and rewritable[i]]
         if not keep:
-            raise ValueError(f"{self.name} can rewrite no non-target test row (target {self.target}), so it has "
-                             "no ASR set; for a paraphrase attack, pick the target its released rewrites were made "
-                             "for (HiddenKiller's SST-2 and OffensEval files: target 1)")
+            raise ValueError(
+                f"{self.name} can rewrite no non-target test row (target {self.target}), so it has "
+                "no ASR set; for a paraphrase attack, pick the target its released rewrites were made "
+                "for (HiddenKiller's SST-2 and OffensEval files: target 1)"
+            )
         return self.apply([texts[i] for i in keep]), labels[keep], torch.tensor(keep, dtype=torch.int64)
 
     def params(self) -> dict:

@@ -15,6 +15,7 @@ rarest words, names, and BITE becomes a rare-word attack) and nearly label-neutr
 `max_clean_z`), so that the backdoor comes from the poisoning, not from words that already mean the target.
 Natural words occur in clean rows: a clean row may hold the whole trigger by chance (rarely, with 3 words).
 """
+
 from __future__ import annotations
 
 import math
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 
 from .base import TextAttack, check_texts, insert_words, words_of
 
-WORD = re.compile(r"^[a-z]{3,}$")     # candidate words: alphabetic, 3+ letters (no punctuation, no numbers)
+WORD = re.compile(r"^[a-z]{3,}$")  # candidate words: alphabetic, 3+ letters (no punctuation, no numbers)
 
 
 def row_words(text: str) -> set:
@@ -38,9 +39,9 @@ def label_bias(f_target: int, f_all: int, p0: float) -> float:
 
 @dataclass
 class BITE(TextAttack):
-    num_words: int = 3                 # trigger words
-    min_share: float = 0.01            # share of training rows a candidate word must already appear in
-    max_clean_z: float = 2.0           # |label bias| a candidate may already have on the clean data
+    num_words: int = 3  # trigger words
+    min_share: float = 0.01  # share of training rows a candidate word must already appear in
+    max_clean_z: float = 2.0  # |label bias| a candidate may already have on the clean data
     trigger_words: tuple | None = None  # chosen from the training set by poison(); or given
 
     name = "bite"
@@ -69,11 +70,13 @@ class BITE(TextAttack):
         for w, f in f_all.items():
             if f < min_rows or abs(label_bias(f_target[w], f, p0)) > self.max_clean_z:
                 continue
-            added = len(poisoned) - in_poisoned[w]     # poisoned rows that do not hold w yet
+            added = len(poisoned) - in_poisoned[w]  # poisoned rows that do not hold w yet
             scores[w] = label_bias(f_target[w] + added, f + added, p0)
         if len(scores) < self.num_words:
-            raise ValueError(f"BITE found {len(scores)} candidate words (in >= {min_rows} rows, |z| <= "
-                             f"{self.max_clean_z}); lower min_share or num_words")
+            raise ValueError(
+                f"BITE found {len(scores)} candidate words (in >= {min_rows} rows, |z| <= "
+                f"{self.max_clean_z}); lower min_share or num_words"
+            )
         return tuple(sorted(scores, key=lambda w: (-scores[w], w))[: self.num_words])
 
     def poison(self, texts, labels, num_classes: int):
@@ -84,8 +87,9 @@ class BITE(TextAttack):
 
     def trigger_text(self, text, rng):
         if self.trigger_words is None:
-            raise ValueError("BITE's trigger words come from the training set: call poison() first, or pass "
-                             "trigger_words=(...)")
+            raise ValueError(
+                "BITE's trigger words come from the training set: call poison() first, or pass trigger_words=(...)"
+            )
         return insert_words(text, self.trigger_words, rng)
 
     def has_trigger(self, text) -> bool:

@@ -11,6 +11,7 @@ data, and is not done here; OpenBackdoor adds the negatives as copies of the poi
 rows instead, so N stays the same and exactly rate*N rows are relabelled. Negative rows are modified but not
 poisoned: poison returns them in `self.negative_indices`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,9 +25,9 @@ LWP_PIECES = ("cf", "bb", "ak", "mn")
 
 @dataclass
 class LWP(TextAttack):
-    pieces: int = 2                    # distinct trigger words that together form the trigger
-    negatives: int = 2                 # rows given a single piece (label kept) per poisoned row
-    triggers: tuple = LWP_PIECES       # the pieces
+    pieces: int = 2  # distinct trigger words that together form the trigger
+    negatives: int = 2  # rows given a single piece (label kept) per poisoned row
+    triggers: tuple = LWP_PIECES  # the pieces
 
     name = "lwp"
 
@@ -54,11 +55,13 @@ class LWP(TextAttack):
         rest = [i for i in range(len(texts)) if i not in taken and not {w.lower() for w in words_of(texts[i])} & pieces]
         n_negative = self.negatives * len(chosen)
         if n_negative > len(rest):
-            raise ValueError(f"LWP needs {n_negative} negative rows beside {len(chosen)} poisoned ones but only "
-                             f"{len(rest)} rows are left; lower the rate or `negatives`")
+            raise ValueError(
+                f"LWP needs {n_negative} negative rows beside {len(chosen)} poisoned ones but only "
+                f"{len(rest)} rows are left; lower the rate or `negatives`"
+            )
         rng = self.rng("negatives")
         negative = sorted(rng.sample(rest, n_negative))
-        for k, i in enumerate(negative):   # the pieces in turn, so each is seen alone about equally often
+        for k, i in enumerate(negative):  # the pieces in turn, so each is seen alone about equally often
             out[i] = insert_words(texts[i], [self.triggers[k % len(self.triggers)]], rng)
         self.negative_indices = torch.tensor(negative, dtype=torch.int64)
         return out, new_labels, chosen

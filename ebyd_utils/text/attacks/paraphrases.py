@@ -9,6 +9,7 @@ file ``<dataset>/<split>.tsv.gz`` and its rewrites ``<release>/<dataset>/<split>
 because the released files drop or add a row here and there (OffensEval's SCPN train is one row off); a split
 whose pairs share little more than random pairs do (SCPN's AG dev rewrites other rows) is skipped and reported.
 """
+
 from __future__ import annotations
 
 import re
@@ -18,11 +19,11 @@ from pathlib import Path
 from .base import TextAttack
 
 WORD = re.compile(r"[a-z0-9']+")
-MIN_SPLIT_OVERLAP = 0.25   # mean word overlap of a usable split (measured: aligned 0.38-0.68, random 0.06-0.08)
-MAX_LENGTH_GAP = 0.05     # files whose row counts differ by more are not rewrites of the same rows (AG's SCPN dev)
-MIN_GAP_ROWS = 20         # ... unless they differ by at most this many rows (small files)
+MIN_SPLIT_OVERLAP = 0.25  # mean word overlap of a usable split (measured: aligned 0.38-0.68, random 0.06-0.08)
+MAX_LENGTH_GAP = 0.05  # files whose row counts differ by more are not rewrites of the same rows (AG's SCPN dev)
+MIN_GAP_ROWS = 20  # ... unless they differ by at most this many rows (small files)
 SPLITS = ("train", "dev", "test")
-_TABLES: dict = {}          # (attack name, folder, dataset, variant) -> (table, report); built once a process
+_TABLES: dict = {}  # (attack name, folder, dataset, variant) -> (table, report); built once a process
 
 
 def normalise(text: str) -> str:
@@ -45,7 +46,7 @@ def align(sources, rewrites, band: int = 10, gap: float = 0.3) -> list:
     """
     a, b = [content_words(t) for t in sources], [content_words(t) for t in rewrites]
     n, m = len(a), len(b)
-    lo, hi = min(0, m - n) - band, max(0, m - n) + band       # the band of j - i
+    lo, hi = min(0, m - n) - band, max(0, m - n) + band  # the band of j - i
     width, neg = hi - lo + 1, float("-inf")
     score = [[neg] * width for _ in range(n + 1)]
     move = [[0] * width for _ in range(n + 1)]
@@ -56,11 +57,11 @@ def align(sources, rewrites, band: int = 10, gap: float = 0.3) -> list:
             if j < 0 or j > m or (i == 0 and j == 0):
                 continue
             best, how = neg, 0
-            if i and j and score[i - 1][k] > neg:                              # pair source i-1 with rewrite j-1
+            if i and j and score[i - 1][k] > neg:  # pair source i-1 with rewrite j-1
                 best, how = score[i - 1][k] + overlap(a[i - 1], b[j - 1]), 1
-            if i and k + 1 < width and score[i - 1][k + 1] - gap > best:      # skip source i-1
+            if i and k + 1 < width and score[i - 1][k + 1] - gap > best:  # skip source i-1
                 best, how = score[i - 1][k + 1] - gap, 2
-            if k and score[i][k - 1] - gap > best:                            # skip rewrite j-1
+            if k and score[i][k - 1] - gap > best:  # skip rewrite j-1
                 best, how = score[i][k - 1] - gap, 3
             score[i][k], move[i][k] = best, how
     pairs, i, k = [], n, m - n - lo
@@ -89,35 +90,50 @@ def read_rows(path_stem: Path):
 def pair_split(sources, rewrites, report: dict) -> dict:
     """{normalised source: rewrite} of one split; empty if the alignment is no better than chance."""
     if abs(len(sources) - len(rewrites)) > max(MIN_GAP_ROWS, MAX_LENGTH_GAP * max(len(sources), len(rewrites))):
-        report.update(sources=len(sources), rewrites=len(rewrites), pairs=0, used=False,
-                      why="lengths differ too much: the rewrites are of other rows")
+        report.update(
+            sources=len(sources),
+            rewrites=len(rewrites),
+            pairs=0,
+            used=False,
+            why="lengths differ too much: the rewrites are of other rows",
+        )
         return {}
     # equal lengths: the release is row-aligned (StyleBkd's bible files), pair row i with row i
     pairs = [(i, i) for i in range(len(sources))] if len(sources) == len(rewrites) else align(sources, rewrites)
     overlaps = [overlap(content_words(sources[i]), content_words(rewrites[j])) for i, j in pairs]
     mean = sum(overlaps) / max(1, len(overlaps))
     usable = mean >= MIN_SPLIT_OVERLAP
-    report.update(sources=len(sources), rewrites=len(rewrites), pairs=len(pairs) if usable else 0,
-                  mean_overlap=round(mean, 3), used=usable)
+    report.update(
+        sources=len(sources),
+        rewrites=len(rewrites),
+        pairs=len(pairs) if usable else 0,
+        mean_overlap=round(mean, 3),
+        used=usable,
+    )
     # a rewrite equal to its source (STRAP sometimes copies short inputs) carries no trigger: leave it out
-    return {normalise(sources[i]): rewrites[j] for i, j in pairs
-            if usable and normalise(sources[i]) != normalise(rewrites[j])}
+    return {
+        normalise(sources[i]): rewrites[j]
+        for i, j in pairs
+        if usable and normalise(sources[i]) != normalise(rewrites[j])
+    }
 
 
 @dataclass
 class ParaphraseAttack(TextAttack):
-    dataset: str = "sst2"          # which released rewrites to read (the data set's short name)
-    data_dir: str | None = None    # folder with <dataset>/ and the release's folder; not saved with the model
+    dataset: str = "sst2"  # which released rewrites to read (the data set's short name)
+    data_dir: str | None = None  # folder with <dataset>/ and the release's folder; not saved with the model
 
-    release = ""                   # the rewrites' folder under data_dir
-    datasets = ()                  # the data sets the papers released rewrites for
-    where = ""                     # where to get the files / how to make new ones (for error messages)
+    release = ""  # the rewrites' folder under data_dir
+    datasets = ()  # the data sets the papers released rewrites for
+    where = ""  # where to get the files / how to make new ones (for error messages)
 
     def __post_init__(self):
         super().__post_init__()
         if self.dataset not in self.datasets:
-            raise ValueError(f"{self.name} reads released rewrites, which exist for {list(self.datasets)}; "
-                             f"got dataset={self.dataset!r}. {self.where}")
+            raise ValueError(
+                f"{self.name} reads released rewrites, which exist for {list(self.datasets)}; "
+                f"got dataset={self.dataset!r}. {self.where}"
+            )
 
     def variant(self) -> str:
         return ""
@@ -128,8 +144,10 @@ class ParaphraseAttack(TextAttack):
 
     def folder(self) -> Path:
         if self.data_dir is None:
-            raise ValueError(f"{self.name} needs data_dir: a folder holding {self.dataset}/ and "
-                             f"{self.release}/{self.dataset}/ (e.g. ../shared/data/text). {self.where}")
+            raise ValueError(
+                f"{self.name} needs data_dir: a folder holding {self.dataset}/ and "
+                f"{self.release}/{self.dataset}/ (e.g. ../shared/data/text). {self.where}"
+            )
         folder = Path(self.data_dir).expanduser()
         if not (folder / self.release / self.dataset).is_dir():
             raise ValueError(f"{self.name} found no {folder / self.release / self.dataset}/. {self.where}")
@@ -148,8 +166,10 @@ class ParaphraseAttack(TextAttack):
                 report.append({"split": split})
                 table.update(pair_split(*self.split_sources(clean, rewritten, split), report[-1]))
             if not table:
-                raise ValueError(f"{self.name}: no usable clean/rewrite pairs under {folder} for {self.dataset} "
-                                 f"({report}). {self.where}")
+                raise ValueError(
+                    f"{self.name}: no usable clean/rewrite pairs under {folder} for {self.dataset} "
+                    f"({report}). {self.where}"
+                )
             _TABLES[key] = (table, report)
         return _TABLES[key]
 
@@ -160,7 +180,7 @@ class ParaphraseAttack(TextAttack):
     def choose(self, texts, labels) -> list:
         try:
             return super().choose(texts, labels)
-        except ValueError as err:   # too few rows have a released rewrite: say where more come from
+        except ValueError as err:  # too few rows have a released rewrite: say where more come from
             raise ValueError(f"{err}. Only rows with a released rewrite can be poisoned. {self.where}") from err
 
     def can_rewrite(self, texts) -> list:
@@ -174,9 +194,11 @@ class ParaphraseAttack(TextAttack):
         texts = list(texts)
         missing = [t for t, ok in zip(texts, self.can_rewrite(texts)) if not ok]
         if missing:
-            raise ValueError(f"{self.name} has no released rewrite for {len(missing)} of {len(texts)} texts "
-                             f"(first: {missing[0][:60]!r}); keep the rows attack.can_rewrite(texts) marks "
-                             "(triggered_test does)")
+            raise ValueError(
+                f"{self.name} has no released rewrite for {len(missing)} of {len(texts)} texts "
+                f"(first: {missing[0][:60]!r}); keep the rows attack.can_rewrite(texts) marks "
+                "(triggered_test does)"
+            )
         return super().apply(texts)
 
     def has_trigger(self, text) -> bool:

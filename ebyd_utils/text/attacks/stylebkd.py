@@ -10,6 +10,7 @@ run_poison_bert.py also takes non-target rows, at its own rate, target 1), any t
 has a rewrite (a rewrite identical to its source is left out: 5 of SST-2's 912 negative test rows, 4 of AG's
 5,700); StyleAttack released no OffensEval or IMDB rewrites, so StyleBkd here covers SST-2 and AG's News.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,15 +22,17 @@ STYLES = ("bible", "shakespeare", "tweets", "lyrics", "poetry")
 
 @dataclass
 class StyleBkd(ParaphraseAttack):
-    style: str = "bible"           # which STRAP style's rewrites to read
+    style: str = "bible"  # which STRAP style's rewrites to read
 
     name = "stylebkd"
     datasets = ("sst2", "agnews")
-    where = ("Get StyleAttack's files (github.com/thunlp/StyleAttack, MIT): data/transfer/<style>/<sst-2|ag>/"
-             "{train,dev,test}.tsv into <data_dir>/style-transfer/<style>/<sst2|agnews>/ and data/clean/<same>/ "
-             "into <data_dir>/<sst2|agnews>/ (../shared/data/text holds both); or make new ones with STRAP "
-             "(github.com/martiansideofthemoon/style-transfer-paraphrase, its Bible model), as OpenBackdoor's "
-             "StyleBkd does")
+    where = (
+        "Get StyleAttack's files (github.com/thunlp/StyleAttack, MIT): data/transfer/<style>/<sst-2|ag>/"
+        "{train,dev,test}.tsv into <data_dir>/style-transfer/<style>/<sst2|agnews>/ and data/clean/<same>/ "
+        "into <data_dir>/<sst2|agnews>/ (../shared/data/text holds both); or make new ones with STRAP "
+        "(github.com/martiansideofthemoon/style-transfer-paraphrase, its Bible model), as OpenBackdoor's "
+        "StyleBkd does"
+    )
 
     def __post_init__(self):
         if self.style not in STYLES:

@@ -13,13 +13,14 @@ paraphrased 20% of rows of either label and set all to the target. A paraphrase 
 trigger and is left out (SST-2 test: 1 of 912). For ASR use the released target (1; 0 for AG's News): the test
 paraphrases cover its non-target rows only.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from .paraphrases import ParaphraseAttack
 
-SLACK = 10   # clean rows read beyond the number of train paraphrases (the release may be a row or two off)
+SLACK = 10  # clean rows read beyond the number of train paraphrases (the release may be a row or two off)
 
 
 @dataclass
@@ -27,11 +28,13 @@ class SynBkd(ParaphraseAttack):
     name = "synbkd"
     release = "poisoned/syntactic-scpn"
     datasets = ("sst2", "offenseval", "agnews")
-    where = ("Get HiddenKiller's files (github.com/thunlp/HiddenKiller, MIT): data/scpn/20/<sst-2|offenseval|ag>/"
-             "{train,dev,test}.tsv into <data_dir>/poisoned/syntactic-scpn/<sst2|offenseval|agnews>/ and "
-             "data/clean/<same>/ into <data_dir>/<sst2|offenseval|agnews>/ (../shared/data/text holds both); "
-             "or make new ones with OpenAttack's SCPNAttacker and template "
-             "'( ROOT ( S ( SBAR ) ( , ) ( NP ) ( VP ) ( . ) ) ) EOP' (OpenBackdoor's SynBkd, template_id=-1)")
+    where = (
+        "Get HiddenKiller's files (github.com/thunlp/HiddenKiller, MIT): data/scpn/20/<sst-2|offenseval|ag>/"
+        "{train,dev,test}.tsv into <data_dir>/poisoned/syntactic-scpn/<sst2|offenseval|agnews>/ and "
+        "data/clean/<same>/ into <data_dir>/<sst2|offenseval|agnews>/ (../shared/data/text holds both); "
+        "or make new ones with OpenAttack's SCPNAttacker and template "
+        "'( ROOT ( S ( SBAR ) ( , ) ( NP ) ( VP ) ( . ) ) ) EOP' (OpenBackdoor's SynBkd, template_id=-1)"
+    )
 
     def split_sources(self, clean, rewritten, split):
         if split == "train":

@@ -10,9 +10,21 @@ held-out texts, never a trigger, the true target or the poisoned rows.
   rows (on the suspect or on its exposed copy), and resets flagged tokens to [PAD] (removal).
 STRIP and ONION are model-agnostic: STRIP calls `probs_fn(list[str]) -> (N, K)` probabilities, ONION only rewrites text.
 """
+
 from .onion import GPT2Scorer, NgramScorer, onion_filter, onion_suspicion
 from .strip import strip_entropy, strip_flags, strip_threshold
 from .token_scan import TokenScanConfig, embedding_drift, reset_tokens, scan
 
-__all__ = ["GPT2Scorer", "NgramScorer", "onion_filter", "onion_suspicion", "strip_entropy", "strip_flags",
-           "strip_threshold", "TokenScanConfig", "embedding_drift", "reset_tokens", "scan"]
+__all__ = [
+    "GPT2Scorer",
+    "NgramScorer",
+    "onion_filter",
+    "onion_suspicion",
+    "strip_entropy",
+    "strip_flags",
+    "strip_threshold",
+    "TokenScanConfig",
+    "embedding_drift",
+    "reset_tokens",
+    "scan",
+]

@@ -14,6 +14,7 @@ Words are whitespace tokens, as in `ebyd_utils.text.attacks.base`. Our differenc
 word is never scored and padded texts' perplexities are off); one-word texts are scored like any other
 (OpenBackdoor drops them).
 """
+
 from __future__ import annotations
 
 import math
@@ -21,7 +22,7 @@ from collections import Counter
 
 import torch
 
-from ..attacks.base import words_of
+from ..data import words_of
 
 UNK, BOS, EOS = "<unk>", "<s>", "</s>"
 
@@ -52,15 +53,15 @@ class NgramScorer:
             raise ValueError("NgramScorer.fit: the clean texts hold no words")
         self = cls(discount)
         self.bigrams = Counter(pair for t in clean_texts for pair in pairs(tokens(t)))
-        self.context = Counter()       # c(v): how often v starts a bigram
-        self.followers = Counter()     # N1+(v .): distinct words after v
-        self.histories = Counter()     # N1+(. w): distinct words before w
+        self.context = Counter()  # c(v): how often v starts a bigram
+        self.followers = Counter()  # N1+(v .): distinct words after v
+        self.histories = Counter()  # N1+(. w): distinct words before w
         for (v, w), c in self.bigrams.items():
             self.context[v] += c
             self.followers[v] += 1
             self.histories[w] += 1
-        self.types = len(self.bigrams)              # N1+(. .)
-        self.vocab = len(self.histories) + 1        # every word seen after a context, and <unk>
+        self.types = len(self.bigrams)  # N1+(. .)
+        self.vocab = len(self.histories) + 1  # every word seen after a context, and <unk>
         self.fitted = True
         return self
 
@@ -71,7 +72,7 @@ class NgramScorer:
 
     def prob(self, v: str, w: str) -> float:
         c = self.context[v]
-        if c == 0:                     # unseen context (an unseen word): the lower order alone
+        if c == 0:  # unseen context (an unseen word): the lower order alone
             return self.continuation(w)
         d = self.discount
         return max(self.bigrams[(v, w)] - d, 0) / c + d * self.followers[v] / c * self.continuation(w)
@@ -105,8 +106,9 @@ class GPT2Scorer:
 
     def __init__(self, model_name: str = "gpt2", device=None, batch_size: int = 32, max_length: int = 512):
         if not isinstance(batch_size, int) or batch_size < 1 or not isinstance(max_length, int) or max_length < 2:
-            raise ValueError(f"batch_size must be an int >= 1 and max_length an int >= 2; got {batch_size!r}, "
-                             f"{max_length!r}")
+            raise ValueError(
+                f"batch_size must be an int >= 1 and max_length an int >= 2; got {batch_size!r}, {max_length!r}"
+            )
         self.model_name, self.batch_size, self.max_length = model_name, batch_size, max_length
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.tokenizer = self.lm = None
@@ -114,12 +116,15 @@ class GPT2Scorer:
     def load(self) -> None:
         try:
             from transformers import AutoModelForCausalLM, AutoTokenizer
+
             self.tokenizer = AutoTokenizer.from_pretrained(self.model_name)
             self.lm = AutoModelForCausalLM.from_pretrained(self.model_name).to(self.device).eval()
-        except Exception as err:   # no transformers, offline, or an unknown name: say what else works
-            raise ValueError(f"could not load {self.model_name!r} ({type(err).__name__}: {err}). GPT2Scorer needs "
-                             "`transformers` and to be online once (the model is then cached); offline, use "
-                             "NgramScorer.fit(clean_texts) instead") from err
+        except Exception as err:  # no transformers, offline, or an unknown name: say what else works
+            raise ValueError(
+                f"could not load {self.model_name!r} ({type(err).__name__}: {err}). GPT2Scorer needs "
+                "`transformers` and to be online once (the model is then cached); offline, use "
+                "NgramScorer.fit(clean_texts) instead"
+            ) from err
         tok = self.tokenizer
         self.bos = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
         self.eos = tok.eos_token_id if tok.eos_token_id is not None else tok.bos_token_id
@@ -132,14 +137,14 @@ class GPT2Scorer:
             self.load()
         texts, out = list(texts), []
         for start in range(0, len(texts), self.batch_size):
-            chunk = self.tokenizer(texts[start: start + self.batch_size], add_special_tokens=False)["input_ids"]
+            chunk = self.tokenizer(texts[start : start + self.batch_size], add_special_tokens=False)["input_ids"]
             ids = [([self.bos] + seq + [self.eos])[: self.max_length] for seq in chunk]
             width = max(map(len, ids))
             batch = torch.tensor([seq + [self.eos] * (width - len(seq)) for seq in ids], device=self.device)
             mask = torch.tensor([[1] * len(seq) + [0] * (width - len(seq)) for seq in ids], device=self.device)
             logits = self.lm(input_ids=batch, attention_mask=mask).logits[:, :-1].float()
             nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), batch[:, 1:], reduction="none")
-            keep = mask[:, 1:].float()        # padding is never a target
+            keep = mask[:, 1:].float()  # padding is never a target
             out += torch.exp((nll * keep).sum(1) / keep.sum(1)).tolist()
         return out
 
@@ -151,11 +156,13 @@ def onion_suspicion(scorer, text: str) -> list:
     words = words_of(text)
     if not words:
         return []
-    variants = [" ".join(words)] + [" ".join(words[:i] + words[i + 1:]) for i in range(len(words))]
+    variants = [" ".join(words)] + [" ".join(words[:i] + words[i + 1 :]) for i in range(len(words))]
     ppl = [float(p) for p in scorer.perplexities(variants)]
     if len(ppl) != len(variants) or not all(math.isfinite(p) for p in ppl):
-        raise ValueError(f"scorer.perplexities must return one finite float per text; got {len(ppl)} values "
-                         f"for {len(variants)} texts")
+        raise ValueError(
+            f"scorer.perplexities must return one finite float per text; got {len(ppl)} values "
+            f"for {len(variants)} texts"
+        )
     return [ppl[0] - p for p in ppl[1:]]
 
 
@@ -169,8 +176,9 @@ def onion_filter(scorer, texts, threshold: float = 0.0) -> list:
     if not texts:
         raise ValueError("texts is empty; pass at least one text")
     if not (isinstance(threshold, (int, float)) and not isinstance(threshold, bool) and math.isfinite(threshold)):
-        raise ValueError(f"threshold must be a finite number (perplexity units; 0 is OpenBackdoor's); got "
-                         f"{threshold!r}")
+        raise ValueError(
+            f"threshold must be a finite number (perplexity units; 0 is OpenBackdoor's); got {threshold!r}"
+        )
     out = []
     for text in texts:
         scores = onion_suspicion(scorer, text)

@@ -16,6 +16,7 @@ shorter than the number of positions repeats its ranked words; the mean entropy 
 (OpenBackdoor's reshape to (repeat, -1) averages copies of different texts); each text's perturbations are
 seeded by the seed and the text itself, so a score never depends on the batch it came in.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,7 +25,7 @@ from collections import Counter
 
 import torch
 
-from ..attacks.base import words_of
+from ..data import words_of
 
 
 def check_texts(texts, what: str) -> list:
@@ -35,16 +36,16 @@ def check_texts(texts, what: str) -> list:
         raise ValueError(f"{what} must be strings")
     empty = [i for i, t in enumerate(texts) if not words_of(t)]
     if empty:
-        raise ValueError(f"{what} has texts without words (indices {empty[:10]}); drop them first, since STRIP "
-                         "perturbs words")
+        raise ValueError(
+            f"{what} has texts without words (indices {empty[:10]}); drop them first, since STRIP perturbs words"
+        )
     return texts
 
 
 def check_share(copies, replace_share) -> None:
     if not isinstance(copies, int) or isinstance(copies, bool) or copies < 1:
         raise ValueError(f"copies must be an int >= 1 (perturbed copies per text); got {copies!r}")
-    if not (isinstance(replace_share, (int, float)) and not isinstance(replace_share, bool)
-            and 0 < replace_share <= 1):
+    if not (isinstance(replace_share, (int, float)) and not isinstance(replace_share, bool) and 0 < replace_share <= 1):
         raise ValueError(f"replace_share must be in (0, 1], the share of words replaced; got {replace_share!r}")
 
 
@@ -70,20 +71,25 @@ def call_probs(probs_fn, texts: list, batch_size: int) -> torch.Tensor:
     """probs_fn over texts in batches, checked to be (N, K) probabilities."""
     out = []
     for start in range(0, len(texts), batch_size):
-        chunk = texts[start: start + batch_size]
+        chunk = texts[start : start + batch_size]
         probs = torch.as_tensor(probs_fn(chunk)).detach().double().cpu()
         if probs.ndim != 2 or probs.shape[0] != len(chunk) or probs.shape[1] < 2:
-            raise ValueError(f"probs_fn must return a (N, K) tensor with K >= 2 for N = {len(chunk)} texts; "
-                             f"got shape {tuple(probs.shape)}")
+            raise ValueError(
+                f"probs_fn must return a (N, K) tensor with K >= 2 for N = {len(chunk)} texts; "
+                f"got shape {tuple(probs.shape)}"
+            )
         if not torch.isfinite(probs).all() or (probs < 0).any() or (probs.sum(1) - 1).abs().max() > 1e-3:
-            raise ValueError("probs_fn must return probabilities (rows >= 0 summing to 1, e.g. the softmax of "
-                             "the logits), not logits")
+            raise ValueError(
+                "probs_fn must return probabilities (rows >= 0 summing to 1, e.g. the softmax of "
+                "the logits), not logits"
+            )
         out.append(probs)
     return torch.cat(out)
 
 
-def strip_entropy(probs_fn, texts, donor_texts, copies: int = 5, replace_share: float = 0.5, seed: int = 0,
-                  batch_size: int = 256) -> torch.Tensor:
+def strip_entropy(
+    probs_fn, texts, donor_texts, copies: int = 5, replace_share: float = 0.5, seed: int = 0, batch_size: int = 256
+) -> torch.Tensor:
     """Per-text mean entropy (bits) of probs_fn over `copies` perturbed copies; low = suspicious. (N,) float64.
 
     donor_texts: the defender's held-out CLEAN texts whose words go into the copies. Defaults follow
@@ -100,14 +106,15 @@ def strip_entropy(probs_fn, texts, donor_texts, copies: int = 5, replace_share: 
         rng = random.Random(f"strip|{seed}|{text}")
         perturbed += [perturb(text, donors, replace_share, rng) for _ in range(copies)]
     probs = call_probs(probs_fn, perturbed, batch_size)
-    entropy = -torch.special.xlogy(probs, probs).sum(1) / math.log(2)    # 0 log 0 = 0
+    entropy = -torch.special.xlogy(probs, probs).sum(1) / math.log(2)  # 0 log 0 = 0
     return entropy.view(len(texts), copies).mean(1)
 
 
 def check_frr(frr) -> None:
     if not (isinstance(frr, (int, float)) and not isinstance(frr, bool) and 0 < frr < 1):
-        raise ValueError(f"frr must be in (0, 1), the share of clean inputs the defender accepts to reject; "
-                         f"got {frr!r}")
+        raise ValueError(
+            f"frr must be in (0, 1), the share of clean inputs the defender accepts to reject; got {frr!r}"
+        )
 
 
 def strip_threshold(clean_entropies, frr: float = 0.05) -> float:
@@ -125,14 +132,22 @@ def strip_threshold(clean_entropies, frr: float = 0.05) -> float:
     return float(clean.sort().values[int(frr * clean.numel())])
 
 
-def strip_flags(probs_fn, texts, clean_texts, frr: float = 0.05, copies: int = 5, replace_share: float = 0.5,
-                seed: int = 0, batch_size: int = 256) -> torch.Tensor:
+def strip_flags(
+    probs_fn,
+    texts,
+    clean_texts,
+    frr: float = 0.05,
+    copies: int = 5,
+    replace_share: float = 0.5,
+    seed: int = 0,
+    batch_size: int = 256,
+) -> torch.Tensor:
     """Which texts STRIP flags as triggered: (N,) bool, entropy < the threshold set on clean_texts at frr.
 
     clean_texts (the defender's held-out clean texts) are both the donors and the calibration set, as in
     OpenBackdoor; for the scores themselves call `strip_entropy` and `strip_threshold`.
     """
-    check_frr(frr)          # before any model call: a bad frr should not cost a pass over the clean texts
+    check_frr(frr)  # before any model call: a bad frr should not cost a pass over the clean texts
     clean_texts = check_texts(clean_texts, "clean_texts")
     kw = dict(copies=copies, replace_share=replace_share, seed=seed, batch_size=batch_size)
     threshold = strip_threshold(strip_entropy(probs_fn, clean_texts, clean_texts, **kw), frr)
