@@ -73,14 +73,17 @@ class TextData:
         return len(self.classes)
 
     def fingerprint(self) -> str:
-        """Short hash of the content, so cached models never mix datasets."""
+        """Short hash of every split a unit may read -- train, test, defense and probe rows with their labels --
+        and the dataset's name: a unit computed on other data is never reused (tested for each split)."""
         h = hashlib.sha256(self.name.encode())
-        for texts, labels in (
-            (self.train_texts, self.train_labels),
-            (self.test_texts, self.test_labels),
-            (self.defense_texts, self.defense_labels),
-        ):
-            h.update(texts_digest(texts).encode())
+        splits = (
+            ("train", self.train_texts, self.train_labels),
+            ("test", self.test_texts, self.test_labels),
+            ("defense", self.defense_texts, self.defense_labels),
+            ("probe", self.probe_texts, self.probe_labels),
+        )
+        for name, texts, labels in splits:
+            h.update(f"{name}{texts_digest(texts)}".encode())
             h.update(labels.numpy().tobytes())
         return h.hexdigest()[:12]
 
