@@ -1,5 +1,6 @@
 # The companion's entry points. Everything runs from the project's own virtual environment (.venv).
-#   make test                      install if needed, run the tests
+#   make test                      install if needed, run every test (CI runs this), the slowest listed at the end
+#   make test-fast                 the tests not marked `slow` (no real data, notebooks, zoo builds or claims)
 #   make lint                      ruff: the stated rule set and the formatter's check (CI runs it first)
 #   make figures PROFILE=quick     run notebooks/*.ipynb in order (papermill), writing results/ and figures
 #   make figures WORKERS=4         ... after building the profile's zoo with 4 Ray workers (or RAY_ADDRESS=auto)
@@ -23,7 +24,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 CIFAR_TAR := $(SHARED)/data/cifar10-jpg.tar.gz
 
-.PHONY: venv install test lint figures zoo bench lab data clean-cache
+.PHONY: venv install test test-fast lint figures zoo bench lab data clean-cache
 
 venv install: $(VENV)/.installed
 
@@ -42,7 +43,11 @@ $(VENV)/.lab-installed: $(VENV)/.installed
 	touch $@
 
 test: $(VENV)/.installed
+	@echo "make test: every test, those marked slow included (real CIFAR-10, every notebook at smoke, the zoo's builds, the claims); make test-fast skips those"
 	SHARED=$(SHARED) $(PY) -m pytest -q --durations=20
+
+test-fast: $(VENV)/.installed
+	SHARED=$(SHARED) $(PY) -m pytest -q -m "not slow" --durations=10
 
 # the rule set and the formatter live in pyproject.toml ([tool.ruff]); `ruff format .` and `ruff check --fix .`
 # mend most of what this reports

@@ -62,6 +62,109 @@ def out_dirs(tmp_path_factory, cache_dir):
     return {"cache": cache_dir, **{name: root / name for name in ("results", "figures", "executed")}}
 
 
+# ------------------------------------------------------------------------------ what the outputs must hold
+def _smoke_rows():
+    """The smoke zoo's model ids by what each section runs on (from the zoo table, never typed)."""
+    from ebyd_utils import zoo
+    from ebyd_utils.config import get_profile
+    from ebyd_utils.experiments.model_detection import zoo_rows
+
+    profile = get_profile("smoke")
+    table = zoo.zoo_table(profile)
+    suspects = table[table["role"] == "suspect"]
+    section = zoo.section_rows(table, profile.removal.zoo_seeds, profile.removal.attacks)
+    return {
+        "seed0": set(suspects.loc[suspects["seed"] == 0, "model_id"]),
+        "all": set(suspects["model_id"]),
+        "section": set(section["model_id"]),
+        "detection": set(zoo_rows(profile, table)["model_id"]),
+        "attacks": set(suspects["attack"]),
+        "section_attacks": set(section["attack"]),
+        "table": table,
+    }
+
+
+# csv -> (columns it must have, columns with no NaN, which models it holds (a key of _smoke_rows), rows per model)
+TABLES = {
+    "01_attacks.csv": (["model_id", "attack", "seed", "metric", "value"], ["model_id", "value"], "seed0", None),
+    "02_cul_summary.csv": (["model_id", "attack", "metric", "value"], ["model_id", "value"], "seed0", None),
+    "03_label_detection.csv": (
+        ["model_id", "exposure", "detected_label", "score", "flagged", "measurable", "true_target", "correct"],
+        ["model_id", "score", "flagged", "correct"],
+        "all",
+        2,
+    ),
+    "04_trigger_recovery.csv": (
+        ["model_id", "method", "exposure", "recovered_label", "correct", "asr_on_suspect"],
+        ["model_id", "recovered_label", "asr_on_suspect"],
+        "section",
+        5,
+    ),
+    "05_model_scores.csv": (
+        ["model_id", "detector", "exposure", "score", "flagged", "backdoored"],
+        ["model_id", "score", "flagged"],
+        "detection",
+        8,
+    ),
+    "06_removal.csv": (
+        ["model_id", "method", "exposure", "CA_before", "CA", "ASR", "DER"],
+        ["model_id", "CA"],
+        "section",
+        9,
+    ),
+}
+
+
+def check_tables(stem: str, results) -> None:
+    """Each section table has its columns, the models its section runs on (each as many rows as its runs), no NaN
+    where a value must be, and no NaN in ASR or DER but on clean models."""
+    import pandas as pd
+
+    models = _smoke_rows()
+    for name, (columns, complete, which, per_model) in TABLES.items():
+        if not name.startswith(stem[:2]):
+            continue
+        table = pd.read_csv(results / name)
+        assert set(columns) <= set(table.columns), f"{name} lacks {set(columns) - set(table.columns)}"
+        assert set(table["model_id"]) == models[which], f"{name}: {set(table['model_id']) ^ models[which]}"
+        if per_model:
+            assert (table.groupby("model_id").size() == per_model).all(), f"{name}: not {per_model} rows a model"
+        nan = [c for c in complete if table[c].isna().any()]
+        assert not nan, f"{name}: NaN in {nan}"
+        for column in ("ASR", "DER"):
+            if column in table:
+                assert table.loc[table["attack"] != "clean", column].notna().all(), f"{name}: NaN {column}"
+
+
+SECTION_ATTACKS = {
+    "01": "attacks",
+    "02": "attacks",
+    "03": "attacks",
+    "04": "section_attacks",
+    "05": "section_attacks",
+    "06": "section_attacks",
+}
+
+
+def check_verdict(notebook, executed) -> None:
+    """The verdict cell (tagged "verdict") prints a line naming every attack the section ran on."""
+    import nbformat
+
+    cells = [c for c in nbformat.read(executed, as_version=4).cells if "verdict" in c.metadata.get("tags", [])]
+    if notebook.stem.startswith("00"):
+        return
+    assert len(cells) == 1, f"{notebook.name} has no verdict cell (a code cell tagged 'verdict')"
+    text = "".join(o.get("text", "") for o in cells[0].outputs)
+    if notebook.stem.startswith("09"):
+        from ebyd_utils.text.config import get_text_profile
+
+        expected = set(get_text_profile("smoke").attacks)
+    else:
+        expected = _smoke_rows()[SECTION_ATTACKS[notebook.stem[:2]]]
+    missing = [a for a in expected if f"{a}" not in text]
+    assert not missing, f"{notebook.name}'s verdict does not name {missing}:\n{text}"
+
+
 def test_every_notebook_is_covered():
     assert [nb.stem for nb in NOTEBOOKS] == sorted(EXPECTED)
 
@@ -93,6 +196,8 @@ def test_notebook_runs_at_smoke(notebook, out_dirs):
         assert (folder / name).stat().st_size > 0, f"{notebook.name} did not write {name}"
         if name.endswith(".png"):
             assert (folder / name.replace(".png", ".pdf")).exists()
+    check_tables(notebook.stem, out_dirs["results"])
+    check_verdict(notebook, out_dirs["executed"] / notebook.name)
 
 
 def test_bad_parameter_fails_with_a_clear_error(out_dirs, tmp_path):

@@ -101,19 +101,19 @@ def test_strip_is_seeded_and_independent_of_the_batch(sentiment):
 
 def test_strip_rejects_bad_input(sentiment):
     donors, clean, test, _ = sentiment
-    bad = [
-        dict(texts=[]),
-        dict(donor_texts=[]),
-        dict(texts=["fine words", "  "]),
-        dict(copies=0),
-        dict(copies=2.0),
-        dict(replace_share=0),
-        dict(replace_share=1.5),
-        dict(batch_size=0),
+    bad = [  # (change, what the message must name)
+        (dict(texts=[]), "empty"),
+        (dict(donor_texts=[]), "empty"),
+        (dict(texts=["fine words", "  "]), "without words"),
+        (dict(copies=0), "copies"),
+        (dict(copies=2.0), "copies"),
+        (dict(replace_share=0), "replace_share"),
+        (dict(replace_share=1.5), "replace_share"),
+        (dict(batch_size=0), "batch_size"),
     ]
-    for change in bad:
+    for change, message in bad:
         kw = {"probs_fn": toy_probs, "texts": test[:3], "donor_texts": donors, **change}
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=message):
             strip_entropy(**kw)
     with pytest.raises(ValueError, match="not logits"):
         strip_entropy(lambda t: 5 * toy_probs(t), test[:3], donors)
@@ -162,8 +162,8 @@ def test_onion_scores_each_text_in_one_call(fluent):
 
 def test_onion_rejects_bad_input(fluent, monkeypatch):
     lm, test, _ = fluent
-    for bad in ([], [""], [3]):
-        with pytest.raises(ValueError):
+    for bad, message in (([], "non-empty list"), ([""], "no words"), ([3], "non-empty list")):
+        with pytest.raises(ValueError, match=message):
             NgramScorer.fit(bad)
     for discount in (0, 1, "0.5"):
         with pytest.raises(ValueError, match="discount"):

@@ -293,3 +293,11 @@ def attack_lines(per_attack_table: pd.DataFrame) -> list[str]:
         parts = [f"{r.detector} {r.exposure} {r.flagged:.2f}" for r in g.itertuples()]
         lines.append(f"{attack} (n = {int(g['models'].iloc[0])}): flagged " + ", ".join(parts) + ".")
     return lines
+
+
+def base_rate_brier(scores: pd.DataFrame) -> float:
+    """The Brier score of always answering the zoo's share of backdoored models, p (1 - p): what a calibrated
+    detector must beat on this zoo's balance."""
+    models = scores.drop_duplicates("model_id")
+    p = float(models["backdoored"].mean())
+    return p * (1 - p)

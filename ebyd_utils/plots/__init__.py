@@ -6,6 +6,7 @@ is always the same grey and each attack keeps its colour in every figure -- so a
 across pages. This package knows nothing of training: it only draws what it is given.
 """
 
+from .claims import forest
 from .detection import roc_panels, score_strips
 from .pipeline import pipeline_figure
 from .recovery import anomaly_strips, image_grid, recovery_bars
@@ -39,6 +40,7 @@ __all__ = [
     "detection_scores",
     "display_name",
     "exposure_curves",
+    "forest",
     "input_defense_bars",
     "image_grid",
     "model_order",

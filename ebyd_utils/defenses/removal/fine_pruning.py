@@ -56,7 +56,8 @@ class FinePruningConfig:
     max_prune_ratio: float = 1.0  # most channels pruned, as a share (official: no cap)
     guide_rank: str = "increase"  # with a guide: "increase" (guide - suspect activation, largest first) or
     # "dormant" (the guide's activation, smallest first); ours, see the docstring
-    finetune: FineTuningConfig = field(default_factory=FineTuningConfig)  # after pruning (see fine_tuning.py)
+    finetune: FineTuningConfig = field(default_factory=FineTuningConfig)  # after pruning (fine_tuning.py);
+    # epochs=0: prune only
     use_bf16: bool = True  # bf16 autocast for recording activations
 
 
@@ -159,7 +160,9 @@ def fine_pruning(
         raise ValueError("prune_step must be in (0, 1]; got 0")
     if cfg.guide_rank not in ("increase", "dormant"):
         raise ValueError(f"guide_rank must be 'increase' or 'dormant'; got {cfg.guide_rank!r}")
-    check_finetune_config(cfg.finetune)
+    prune_only = cfg.finetune.epochs == 0  # pruning alone: what the ranking removes before any fine-tuning
+    if not prune_only:
+        check_finetune_config(cfg.finetune)
     check_data(model, x, y, "Fine-Pruning")
     check_guide(model, guide)
     start = time.perf_counter()
@@ -175,7 +178,8 @@ def fine_pruning(
     keep[torch.tensor(pruned, dtype=torch.long)] = 0
     for name in ("weight", "bias"):  # pruned channels stay 0 while fine-tuning
         prune.custom_from_mask(bn, name, keep)
-    fine_tune(work, x, y, cfg.finetune, seed, progress, desc="FP fine-tune")
+    if not prune_only:
+        fine_tune(work, x, y, cfg.finetune, seed, progress, desc="FP fine-tune")
     for name in ("weight", "bias"):
         prune.remove(bn, name)
     info = {

@@ -147,6 +147,11 @@ def _check_inputs(x, classes, num_classes: int, cfg: NeuralCleanseConfig) -> lis
             "epochs, steps_per_epoch, batch_size and patience must be >= 1 and lr > 0; got "
             f"{cfg.epochs}, {cfg.steps_per_epoch}, {cfg.batch_size}, {cfg.patience}, {cfg.lr}"
         )
+    if classes is not None and not all(hasattr(c, "__index__") and not isinstance(c, bool) for c in classes):
+        raise ValueError(
+            f"classes must be class indices (ints), e.g. the label a detection flagged; got {classes!r} "
+            "-- a detection that flagged nothing has no class to narrow NC to"
+        )
     classes = list(range(num_classes)) if classes is None else [int(c) for c in classes]
     if not classes or len(set(classes)) != len(classes) or not all(0 <= c < num_classes for c in classes):
         raise ValueError(f"classes must be distinct class indices in [0, {num_classes - 1}]; got {classes}")

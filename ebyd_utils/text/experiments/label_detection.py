@@ -92,3 +92,28 @@ def summary(detections: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def attack_lines(detections: pd.DataFrame, reading: str = "share") -> list[str]:
+    """Plain lines for `reading`: the clean controls' largest score beside the threshold, per exposure, then per
+    attack and exposure the models flagged with their target out of n, with their scores; a model whose exposure
+    never stopped is counted apart, never as a miss."""
+    rows = detections[detections["reading"] == reading]
+    thr = float(rows["threshold"].iloc[0])
+    lines = []
+    for exposure, g in rows[~rows["backdoored"]].groupby("exposure", sort=False):
+        lines.append(
+            f"clean ({exposure}): {int(g['flagged'].sum())} of {len(g)} flagged; largest score "
+            f"{g['score'].max():.3f} against the threshold {thr}."
+        )
+    for attack, g in rows[rows["backdoored"]].groupby("attack", sort=False):
+        parts = []
+        for exposure, e in g.groupby("exposure", sort=False):
+            unread = int((~e["measurable"]).sum())
+            parts.append(
+                f"{exposure}: {int(e['correct'].sum())} of {len(e) - unread} flagged with the target "
+                f"(scores {', '.join(f'{v:.2f}' for v in e['score'])})"
+                + (f", {unread} never stopped" if unread else "")
+            )
+        lines.append(f"{attack}: " + "; ".join(parts) + ".")
+    return lines

@@ -197,3 +197,23 @@ def flag_scans(scans: pd.DataFrame, margin: float) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def attack_lines(flags: pd.DataFrame) -> list[str]:
+    """Per attack of flag_scans: for each exposure, the models whose scan flagged a token set out of those it could
+    read, and the models it could not read (a label with too few rows off it) counted apart -- never as misses."""
+    lines = []
+    for attack, g in flags.groupby("attack", sort=False):
+        parts = []
+        for exposure, e in g.groupby("exposure", sort=False):
+            unread = int((~e["measurable"].astype(bool)).sum())
+            parts.append(
+                f"{exposure}: {int(e['flagged'].sum())} of {len(e) - unread} flagged"
+                + (
+                    f", {unread} not measurable ({e.loc[~e['measurable'].astype(bool), 'unmeasured_labels'].iloc[0]})"
+                    if unread
+                    else ""
+                )
+            )
+        lines.append(f"token scan, {attack}: " + "; ".join(parts) + f" (threshold {g['threshold'].iloc[0]}).")
+    return lines

@@ -1,0 +1,266 @@
+"""What holds (notebook 10): each claim of the paper's abstract as a row, read from the sections' CSVs, with its
+effect, a bootstrap interval over models, n and a verdict by one fixed rule. Trains nothing.
+
+The claims: exposure improves (1) label detection, (2) trigger recovery, (3) model detection, (4) removal -- per
+attack family and per dataset, images and text -- and (5) other exposures expose too (when notebook 07 has run).
+
+Each effect is paired: the same models read with exposure and without, the difference averaged over the models
+(label detection: flagged with the true target; trigger recovery: the true target named; removal: DER; model
+detection: ROC AUC over the zoo, with minus without). Its 95% interval comes from resampling the models with
+replacement (BOOTSTRAP times, seeded); model detection resamples backdoored and clean models apart, so that every
+resample holds both.
+
+The verdict rule (`verdict`), the same for every row: "supported" when n >= MIN_N and the interval lies wholly
+above 0, "reversed" when it lies wholly below, "not shown" otherwise -- with n, so a reader sees why.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+BOOTSTRAP = 2000  # resamples of the models for every interval
+MIN_N = 3  # below this many models no interval is read as support, whatever it shows
+LEVEL = 0.95
+FAMILIES = {  # the attack families the paper's claims are read over (our grouping of the 14 attacks)
+    "patch": ("badnets", "trojan", "onepixel", "adap_patch"),
+    "blend": ("blend", "adap_blend"),
+    "warp/filter": ("wanet", "nashville", "smooth", "bpp"),
+    "clean-label": ("sig", "lc"),
+    "sample-specific": ("iad", "ssba"),
+    "all-to-all": ("badnets-all2all",),
+}  # text attacks are each their own family (six attacks of six kinds)
+COLUMNS = [
+    "claim",
+    "dataset",
+    "variant",
+    "family",
+    "measure",
+    "with",
+    "without",
+    "effect",
+    "low",
+    "high",
+    "n",
+    "verdict",
+]
+
+
+def family_of(attack: str) -> str:
+    """The family an attack belongs to; an attack of no family is named as itself."""
+    return next((name for name, members in FAMILIES.items() if attack in members), attack)
+
+
+def verdict(low: float, high: float, n: int) -> str:
+    """The one rule: supported only with n >= MIN_N and an interval above 0; reversed when it is below 0."""
+    if n < MIN_N:
+        return f"not shown (n = {n} < {MIN_N})"
+    if low > 0:
+        return "supported"
+    if high < 0:
+        return "reversed"
+    return "not shown (interval spans 0)"
+
+
+def paired_rows(pairs: pd.DataFrame, claim: str, variant: str, measure: str, seed: int = 0) -> list[dict]:
+    """Rows for one claim from paired readings (columns model_id, attack, dataset, with, without): over all of a
+    dataset's models and per family, the mean difference and its bootstrap interval over models."""
+    rows = []
+    for dataset, by_set in pairs.groupby("dataset", sort=False):
+        families = list(by_set.groupby(by_set["attack"].map(family_of), sort=False))
+        groups = [("all", by_set)] + (families if len(families) > 1 else [])
+        for family, g in groups:
+            diff = (g["with"] - g["without"]).to_numpy(dtype=float)
+            low, high = _interval(diff, seed)
+            rows.append(
+                {
+                    "claim": claim,
+                    "dataset": dataset,
+                    "family": family,
+                    "measure": measure,
+                    "with": g["with"].mean(),
+                    "without": g["without"].mean(),
+                    "effect": diff.mean(),
+                    "low": low,
+                    "high": high,
+                    "n": len(g),
+                    "verdict": verdict(low, high, len(g)),
+                }
+            )
+    return rows
+
+
+def _interval(values: np.ndarray, seed: int) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    means = rng.choice(values, (BOOTSTRAP, len(values))).mean(1)
+    tail = (1 - LEVEL) / 2
+    return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
+
+
+# ---------------------------------------------------------------------------------------------- the claims
+def label_detection(detections: pd.DataFrame, exposure: str = "CUL") -> pd.DataFrame:
+    """Paired readings of claim 1 (03_label_detection.csv, or 09's share reading): flagged with the true target,
+    with `exposure` and without; all-to-one backdoored models only (an all-to-all model has no single target)."""
+    d = detections[detections["backdoored"] & detections["true_target"].notna()]
+    if "reading" in d:
+        d = d[d["reading"] == "share"]
+    return _pairs(d, "correct", exposure)
+
+
+def trigger_recovery(recovered: pd.DataFrame, exposure: str = "CUL label", method: str = "nc") -> pd.DataFrame:
+    """Paired readings of claim 2 (04_trigger_recovery.csv): the true target named, NC narrowed to exposure's label
+    against NC alone."""
+    d = recovered[(recovered["method"] == method) & recovered["true_target"].notna()]
+    return _pairs(d, "correct", exposure)
+
+
+def removal(repaired: pd.DataFrame, method: str, exposure: str = "CUL") -> pd.DataFrame:
+    """Paired readings of claim 4 (06_removal.csv): DER guided by the exposed model against the plain method."""
+    d = repaired[(repaired["method"] == method) & repaired["DER"].notna()]
+    return _pairs(d, "DER", exposure)
+
+
+def _pairs(table: pd.DataFrame, value: str, exposure: str) -> pd.DataFrame:
+    keys = ["dataset", "model_id", "attack"]
+    wide = table[table["exposure"].isin([exposure, "none"])].pivot_table(
+        index=keys, columns="exposure", values=value, aggfunc="first"
+    )
+    wide = wide.dropna(subset=[c for c in (exposure, "none") if c in wide])
+    if exposure not in wide or "none" not in wide:
+        return pd.DataFrame(columns=[*keys, "with", "without"])
+    return wide.rename(columns={exposure: "with", "none": "without"})[["with", "without"]].astype(float).reset_index()
+
+
+def model_detection(scores: pd.DataFrame, detector: str = "exposure", seed: int = 0) -> list[dict]:
+    """Claim 3 rows (05_model_scores.csv): ROC AUC with exposure minus without, over the whole zoo, its interval from
+    resampling backdoored and clean models apart (the same models in both readings of a resample)."""
+    d = scores[scores["detector"] == detector]
+    rows = []
+    for dataset, g in d.groupby("dataset", sort=False):
+        wide = g.pivot_table(index=["model_id", "backdoored"], columns="exposure", values="score").reset_index()
+        y = wide["backdoored"].astype(int).to_numpy()
+        a_with, a_without = (roc_auc_score(y, wide[e]) for e in ("CUL", "none"))
+        rng = np.random.default_rng(seed)
+        pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+        diffs = []
+        for _ in range(BOOTSTRAP):
+            idx = np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
+            diffs.append(
+                roc_auc_score(y[idx], wide["CUL"].to_numpy()[idx]) - roc_auc_score(y[idx], wide["none"].to_numpy()[idx])
+            )
+        low, high = np.quantile(diffs, [(1 - LEVEL) / 2, 1 - (1 - LEVEL) / 2])
+        n = len(wide)
+        rows.append(
+            {
+                "claim": "3 model detection",
+                "dataset": dataset,
+                "family": "all",
+                "measure": f"ROC AUC of the {detector} score ({len(pos)} backdoored, {len(neg)} clean)",
+                "with": a_with,
+                "without": a_without,
+                "effect": a_with - a_without,
+                "low": float(low),
+                "high": float(high),
+                "n": n,
+                "verdict": verdict(float(low), float(high), min(len(pos), len(neg))),
+            }
+        )
+    return rows
+
+
+def claims_table(results_dir) -> pd.DataFrame:
+    """Every claim row the sections' CSVs in `results_dir` support (a section that has not run adds none)."""
+    r = Path(results_dir)
+    rows = []
+    if (r / "03_label_detection.csv").exists():
+        rows += paired_rows(
+            label_detection(pd.read_csv(r / "03_label_detection.csv")),
+            "1 label detection",
+            "CUL",
+            "flagged with the true target, CUL vs none",
+        )
+    if (r / "04_trigger_recovery.csv").exists():
+        rows += paired_rows(
+            trigger_recovery(pd.read_csv(r / "04_trigger_recovery.csv")),
+            "2 trigger recovery",
+            "NC, CUL label",
+            "NC names the true target, narrowed to the CUL label vs NC alone",
+        )
+    if (r / "05_model_scores.csv").exists():
+        rows += model_detection(pd.read_csv(r / "05_model_scores.csv"))
+    if (r / "06_removal.csv").exists():
+        repaired = pd.read_csv(r / "06_removal.csv")
+        for method in ("fp", "anp", "rnp"):
+            rows += paired_rows(
+                removal(repaired, method),
+                "4 removal",
+                f"{method.upper()} guided",
+                f"DER of {method.upper()}, guided by the exposed model vs plain",
+            )
+    for path in sorted(r.glob("09_text_detection*.csv")):
+        if "summary" in path.name:
+            continue
+        detections = pd.read_csv(path)
+        for exposure in sorted(set(detections["exposure"]) - {"none"}):
+            rows += paired_rows(
+                label_detection(detections, exposure),
+                "1 label detection",
+                exposure,
+                f"flagged with the true target, {exposure} vs none",
+            )
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+# ------------------------------------------------------------------------------------- the clean threshold
+def clean_scores(results_dir) -> pd.DataFrame:
+    """The exposure score (label detection's excess share after CUL) of every distinct clean model the image
+    sections read: notebook 03's clean controls and notebook 05's clean models (references excluded: they define
+    the score). One row per model_id."""
+    r = Path(results_dir)
+    frames = []
+    if (r / "03_label_detection.csv").exists():
+        d = pd.read_csv(r / "03_label_detection.csv")
+        frames.append(d[~d["backdoored"] & (d["exposure"] == "CUL")][["model_id", "score", "threshold"]])
+    if (r / "05_model_scores.csv").exists():
+        s = pd.read_csv(r / "05_model_scores.csv")
+        s = s[~s["backdoored"] & (s["detector"] == "exposure") & (s["exposure"] == "CUL")]
+        frames.append(s[["model_id", "score"]])
+    if not frames:
+        return pd.DataFrame(columns=["model_id", "score"])
+    return pd.concat(frames).drop_duplicates("model_id").reset_index(drop=True)[["model_id", "score"]]
+
+
+def false_flags(scores: pd.Series, threshold: float) -> dict:
+    """The rule's false-flag rate on clean models (score >= threshold) with its exact (Clopper-Pearson) 95%
+    interval, n, and the largest clean score beside the threshold."""
+    from scipy.stats import beta
+
+    n, k = len(scores), int((scores >= threshold).sum())
+    low = 0.0 if k == 0 else float(beta.ppf((1 - LEVEL) / 2, k, n - k + 1))
+    high = 1.0 if k == n else float(beta.ppf(1 - (1 - LEVEL) / 2, k + 1, n - k))
+    return {
+        "threshold": threshold,
+        "n_clean": n,
+        "flagged": k,
+        "rate": k / n if n else float("nan"),
+        "low": low,
+        "high": high,
+        "largest_clean_score": float(scores.max()) if n else float("nan"),
+    }
+
+
+def claim_lines(table: pd.DataFrame) -> list[str]:
+    """One plain line per claim and dataset (all its models): the verdict, the effect and its interval, n."""
+    rows = table[table["family"] == "all"]
+    return (
+        [
+            f"{r.claim} on {r.dataset} ({r.measure}): {r.verdict}; effect {r.effect:+.2f} "
+            f"[{r.low:+.2f}, {r.high:+.2f}], with {r.with_:.2f} vs without {r.without:.2f}, n = {r.n}."
+            for r in rows.rename(columns={"with": "with_"}).itertuples()
+        ]
+        if len(rows)
+        else ["no section's results found: run notebooks 01-09 first"]
+    )

@@ -1,0 +1,103 @@
+"""The paper's claims as with/without comparisons on the smoke zoo: exposure improves (1) label detection, (2)
+trigger recovery, (3) model detection, (4) removal; and one comparison on text. Each test runs the package's own
+section code (the notebooks' functions) on models the smoke zoo trains anyway (the session cache shares them).
+
+How the bounds were set (the procedure every bound here follows): measured on the smoke models named below on the
+CPU kinds reachable -- a 2-core AMD EPYC Zen 3 (no native bf16: fp32) and the same machine with bf16 autocast forced
+on (emulated; the path an AVX-512-bf16 CPU such as Zen 4 takes) -- and set with the margin stated beside each. A
+comparison (with exposure against without) is asserted wherever a level would depend on the CPU.
+"""
+
+import pytest
+
+from ebyd_utils import pipeline as pl
+from ebyd_utils import zoo
+from ebyd_utils.config import get_profile
+from ebyd_utils.core.metrics import roc_auc
+from ebyd_utils.experiments import label_detection, model_detection
+from ebyd_utils.experiments import trigger_recovery as recovery
+
+BACKDOORED = ["badnets-s0", "badnets-s1", "blend-s0", "blend-s1", "trojan-s0", "trojan-s1"]  # implant at smoke
+CLEAN = ["clean-s0", "clean-s1", "clean-d100", "clean-d101"]
+RECOVERY = ["badnets-s0", "blend-s0", "wanet-s0"]  # notebook 04's smoke models (its NC units are reused)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def claim_zoo(smoke, smoke_run, references):
+    rows = zoo.zoo_table(smoke).set_index("model_id").loc[BACKDOORED + CLEAN].reset_index()
+    models = zoo.models(smoke_run, rows)
+    logs = zoo.exposures(smoke_run, models)
+    refs, ref_logs = references
+    return rows, models, logs, refs, ref_logs
+
+
+@pytest.fixture(scope="module")
+def detections(smoke_run, claim_zoo):
+    _, models, logs, refs, ref_logs = claim_zoo
+    return label_detection.detection_table(smoke_run, models, logs, refs, ref_logs).set_index(["model_id", "exposure"])
+
+
+def test_1_exposure_reveals_the_target_that_the_model_as_it_is_hides(smoke, detections):
+    bad = detections.loc[BACKDOORED]
+    cul, plain = bad.xs("CUL", level="exposure"), bad.xs("none", level="exposure")
+    # without exposure no backdoored model is flagged (measured: largest score 0.007; threshold 0.35)
+    assert not plain["flagged"].any(), plain["score"]
+    # with exposure every model's label is its target (measured 6 of 6 in fp32) and its score rises by at least
+    # 0.15 (measured: the smallest rise 0.22, fp32)
+    assert (cul["detected_label"] == cul["true_target"]).all(), cul[["detected_label", "true_target"]]
+    assert (cul["score"] - plain["score"] >= 0.15).all(), cul["score"] - plain["score"]
+    # and most are flagged with it (measured 4 of 6 in fp32: Blend's two scored 0.23 and 0.31), no clean model is
+    # (measured: the largest clean score 0.256 against the threshold 0.35)
+    assert cul["correct"].sum() >= 3
+    clean = detections.loc[CLEAN].xs("CUL", level="exposure")
+    assert not clean["flagged"].any(), clean["score"]
+
+
+def test_2_exposure_picks_the_label_that_narrows_trigger_recovery(smoke, smoke_run, references):
+    # plain NC inverts every class and names its smallest mask; "CUL label" inverts only the label that exposure
+    # read (a tenth of the work). Measured on notebook 04's smoke models (fp32): NC alone names the target on 1 of
+    # 3 (Blend and WaNet go to other classes), the CUL label on 3 of 3, and its trigger fires the suspect (ASR
+    # >= 0.99)
+    run = smoke_run.replace(profile=get_profile("smoke", recovery=dict(methods=("nc",))))
+    rows = zoo.zoo_table(smoke).set_index("model_id").loc[RECOVERY].reset_index()
+    suspects = zoo.models(run, rows)
+    refs, ref_logs = references
+    detections = label_detection.detection_table(run, suspects, zoo.exposures(run, suspects), refs, ref_logs)
+    labels = recovery.labels_from_detection(detections, suspects)
+    exposed = [(model, log.attrs["key"]) for model, log in (pl.expose(run, s) for s in suspects)]
+    table = recovery.recovery_table(run, suspects, exposed, labels, test_size=300).set_index(["model_id", "exposure"])
+    named = {e: int(table.xs(e, level="exposure")["correct"].sum()) for e in ("none", "CUL label")}
+    assert named["CUL label"] >= named["none"] and named["CUL label"] == len(RECOVERY), named
+    assert (table.xs("CUL label", level="exposure")["asr_on_suspect"] >= 0.9).all()
+
+
+def test_3_exposure_lifts_model_detection_from_near_chance(smoke_run, claim_zoo):
+    rows, models, logs, refs, ref_logs = claim_zoo
+    run = smoke_run.replace(profile=get_profile("smoke", model_detection=dict(detectors=("exposure", "unlearning"))))
+    scores = model_detection.model_scores(run, rows, models, logs, refs, ref_logs)
+    auc = {
+        (d, e): roc_auc(g["backdoored"].astype(int), g["score"])
+        for (d, e), g in scores.groupby(["detector", "exposure"])
+    }
+    # measured (fp32; 6 backdoored, 4 clean): exposure score 0.75 -> 0.96, share variance 0.6 -> 1.00. Asserted: each
+    # detector gains at least 0.15 and reaches 0.9 after CUL
+    for detector in ("exposure", "unlearning"):
+        assert auc[(detector, "CUL")] >= auc[(detector, "none")] + 0.15, auc
+        assert auc[(detector, "CUL")] >= 0.9, auc
+
+
+def test_5_text_exposure_reveals_a_word_trigger_the_plain_reading_misses(text_smoke, text_exposed):
+    # text, the same with/without on the smoke text zoo (tiny BERT, generated sentiment rows). Measured (fp32, model
+    # seeds 0-2): BadNets-word's excess on its target 0.93-1.00 after CUL on all weights, 0.01-0.04 without; no
+    # model flagged without exposure. What this does not show, and is not asserted: at this scale CUL also drives 2
+    # of 3 clean controls onto label 0, the BadNets target (excess 0.96-1.00), so the label reading here cannot
+    # tell a backdoor from that drift (notebook 10 counts the clean controls beside every row).
+    from ebyd_utils.text.experiments.label_detection import all_detections
+
+    d = all_detections(text_smoke, text_exposed)
+    d = d[d["reading"] == "share"].set_index(["model_id", "exposure"])
+    assert not d.xs("none", level="exposure")["flagged"].any()
+    after, before = d.loc[("badnets_word-s0", "cul-all")], d.loc[("badnets_word-s0", "none")]
+    assert after["correct"] and after["score"] - before["score"] >= 0.5, (after["score"], before["score"])
