@@ -40,7 +40,7 @@ from .core.progress import PROGRESS_ENV, Follower
 from .core.store import hardware_name
 from .train import pick_device
 
-TIME_COLUMNS = ["notebook", "profile", "seconds", "hardware", "date"]
+TIME_COLUMNS = ["notebook", "profile", "seconds", "units_at_start", "units_computed", "hardware", "date"]
 TEXT_PROFILE_NAMES = ("smoke", "quick", "paper")  # text.config.TEXT_PROFILES (not imported: it needs the attacks)
 # More runs of a notebook at a profile, each with its own parameters: (notebook stem, profile) -> ((suffix,
 # parameters), ...). The executed copy is results/executed/<stem>_<suffix>.ipynb; the notebook names its own
@@ -182,6 +182,11 @@ def prebuild_zoo(args, root: Path) -> int:
     return 1 if len(failed) else 0
 
 
+def count_units(cache_dir) -> int:
+    """Cached units in a cache folder (0: an empty cache): a time is read beside how much it could reuse."""
+    return sum(1 for _ in Path(cache_dir).glob("*/*.safetensors")) if Path(cache_dir).is_dir() else 0
+
+
 def record_time(times_csv: Path, row: dict) -> pd.DataFrame:
     """Replace the row of the same (notebook, profile, hardware), keep the others, sorted for stable diffs."""
     table = pd.read_csv(times_csv) if times_csv.exists() else pd.DataFrame(columns=TIME_COLUMNS)
@@ -203,7 +208,7 @@ def main(argv=None) -> int:
     params = notebook_parameters(root, args.profile, args.device, args.data_dir, args.progress)
     hardware = hardware_name(pick_device(args.device))
     if not args.no_prebuild and (args.workers or args.address or not args.only):
-        start = time.perf_counter()
+        start, before = time.perf_counter(), count_units(params["CACHE_DIR"])
         if prebuild_zoo(args, root):
             return 1
         record_time(
@@ -212,6 +217,8 @@ def main(argv=None) -> int:
                 "notebook": "zoo build",
                 "profile": args.profile,
                 "seconds": round(time.perf_counter() - start, 1),
+                "units_at_start": before,
+                "units_computed": count_units(params["CACHE_DIR"]) - before,
                 "hardware": hardware,
                 "date": date.today().isoformat(),
             },
@@ -245,6 +252,7 @@ def run_and_record(
         f"[run_notebooks] {name} (profile {profile}{''.join(f', {k}={v}' for k, v in extra.items())}) ...", flush=True
     )
     channel = Path(tmp) / f"{Path(name).stem}.progress"  # one per run: its kernel inherits it
+    before = count_units(params["CACHE_DIR"])
     try:
         with (
             _environ(PROGRESS_ENV, str(channel)),
@@ -260,6 +268,8 @@ def run_and_record(
             "notebook": name,
             "profile": profile,
             "seconds": round(seconds, 1),
+            "units_at_start": before,
+            "units_computed": count_units(params["CACHE_DIR"]) - before,
             "hardware": hardware,
             "date": date.today().isoformat(),
         },

@@ -79,6 +79,7 @@ def paired_rows(pairs: pd.DataFrame, claim: str, variant: str, measure: str, see
                 {
                     "claim": claim,
                     "dataset": dataset,
+                    "variant": variant,
                     "family": family,
                     "measure": measure,
                     "with": g["with"].mean(),
@@ -157,6 +158,7 @@ def model_detection(scores: pd.DataFrame, detector: str = "exposure", seed: int 
             {
                 "claim": "3 model detection",
                 "dataset": dataset,
+                "variant": f"{detector} score",
                 "family": "all",
                 "measure": f"ROC AUC of the {detector} score ({len(pos)} backdoored, {len(neg)} clean)",
                 "with": a_with,
@@ -257,7 +259,7 @@ def claim_lines(table: pd.DataFrame) -> list[str]:
     rows = table[table["family"] == "all"]
     return (
         [
-            f"{r.claim} on {r.dataset} ({r.measure}): {r.verdict}; effect {r.effect:+.2f} "
+            f"{r.claim} on {r.dataset}, {r.variant} ({r.measure}): {r.verdict}; effect {r.effect:+.2f} "
             f"[{r.low:+.2f}, {r.high:+.2f}], with {r.with_:.2f} vs without {r.without:.2f}, n = {r.n}."
             for r in rows.rename(columns={"with": "with_"}).itertuples()
         ]

@@ -1,0 +1,288 @@
+"""The results a reader sees, written from the CSVs: `python -m ebyd_utils.report` (run by `make figures` after the
+notebooks) writes docs/results.md and the headline table of README.md (between its `claims` markers).
+
+Nothing in either is typed by hand: every number is read from results/ by the functions the notebooks use
+(`experiments/*.attack_lines`, `experiments/claims.py`), with n and its interval beside it; the same CSVs give the
+same bytes (no dates, no timings of this run). A section whose CSVs are absent is said to be absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from .experiments import attacks, claims, label_detection, model_detection, removal
+from .experiments import exposure as cul
+from .experiments import trigger_recovery as recovery
+from .text.experiments import label_detection as text_detection
+
+MARKERS = ("<!-- claims:start (written by python -m ebyd_utils.report; do not edit) -->", "<!-- claims:end -->")
+HEADLINE = [
+    ("1 label detection", "CIFAR-10"),
+    ("2 trigger recovery", "CIFAR-10"),
+    ("3 model detection", "CIFAR-10"),
+    ("4 removal", "CIFAR-10"),
+    ("1 label detection", "SST-2"),
+    ("1 label detection", "OffensEval"),
+]
+
+
+def _read(results: Path, name: str) -> pd.DataFrame | None:
+    path = results / name
+    return pd.read_csv(path) if path.exists() else None
+
+
+def _table(frame: pd.DataFrame, digits: int = 3) -> str:
+    """A DataFrame as a Markdown table (no index), numbers rounded."""
+    frame = frame.round(digits)
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |" for row in frame.to_numpy()]
+    return "\n".join(lines)
+
+
+def _bullets(lines: list[str]) -> str:
+    return "\n".join(f"- {line}" for line in lines)
+
+
+def _where(table: pd.DataFrame) -> str:
+    """Profile, dataset and hardware of a table, as its rows name them."""
+    parts = [
+        ", ".join(sorted(set(map(str, table[c].dropna())))) for c in ("profile", "dataset", "hardware") if c in table
+    ]
+    return "; ".join(p for p in parts if p)
+
+
+def image_sections(results: Path) -> list[str]:
+    out = []
+    models = _read(results, "01_attacks.csv")
+    if models is not None:
+        summary = attacks.attack_summary(models)
+        out += [
+            "## 01 · Attacks",
+            "",
+            f"From `results/01_attacks.csv` ({_where(models)}).",
+            "",
+            _bullets(attacks.attack_lines(summary)),
+            "",
+        ]
+    log = _read(results, "02_cul_log.csv")
+    if log is not None:
+        out += [
+            "## 02 · Clean Unlearning",
+            "",
+            "From `results/02_cul_log.csv`.",
+            "",
+            _bullets(cul.attack_lines(cul.cul_summary(log))),
+            "",
+        ]
+    detections = _read(results, "03_label_detection.csv")
+    if detections is not None:
+        summary = label_detection.detection_summary(detections).reset_index()
+        out += [
+            "## 03 · Label detection",
+            "",
+            "From `results/03_label_detection.csv`.",
+            "",
+            _table(summary),
+            "",
+            _bullets(label_detection.attack_lines(detections)),
+            "",
+        ]
+    recovered = _read(results, "04_trigger_recovery.csv")
+    if recovered is not None:
+        out += [
+            "## 04 · Trigger recovery",
+            "",
+            "From `results/04_trigger_recovery.csv`.",
+            "",
+            _bullets(recovery.recovery_verdicts(recovery.recovery_summary(recovered))),
+            "",
+            _bullets(recovery.attack_lines(recovered)),
+            "",
+        ]
+    metrics = _read(results, "05_detection_metrics.csv")
+    per_attack = _read(results, "05_per_attack.csv")
+    if metrics is not None:
+        cols = [
+            "detector",
+            "exposure",
+            "roc_auc",
+            "auc_low",
+            "auc_high",
+            "rule_tpr",
+            "rule_fpr",
+            "n_backdoored",
+            "n_clean",
+        ]
+        out += [
+            "## 05 · Model detection",
+            "",
+            "From `results/05_detection_metrics.csv` (ROC AUC with its 95% bootstrap interval over the models).",
+            "",
+            _table(metrics[cols]),
+            "",
+            _bullets(model_detection.verdicts(metrics)),
+        ]
+        out += ["", _bullets(model_detection.attack_lines(per_attack)), ""] if per_attack is not None else [""]
+    repaired = _read(results, "06_removal.csv")
+    if repaired is not None:
+        summary = removal.removal_summary(repaired)
+        out += [
+            "## 06 · Removal",
+            "",
+            "From `results/06_removal.csv` (DER: 1 a perfect repair, 0.5 no change).",
+            "",
+            _bullets(removal.removal_verdicts(summary)),
+            "",
+            _bullets(removal.attack_lines(repaired)),
+            "",
+        ]
+    return out
+
+
+def text_sections(results: Path) -> list[str]:
+    out = []
+    for path in sorted(results.glob("09_text_detection*.csv")):
+        if "summary" in path.name:
+            continue
+        detections = pd.read_csv(path)
+        name = str(detections["dataset"].iloc[0])
+        out += [
+            f"## 09 · Text, {name}",
+            "",
+            f"From `results/{path.name}` ({_where(detections)}).",
+            "",
+            _bullets(text_detection.attack_lines(detections)),
+            "",
+        ]
+        models = _read(results, path.name.replace("detection", "model_detection"))
+        if models is not None:
+            cols = [
+                "detector",
+                "exposure",
+                "roc_auc",
+                "auc_low",
+                "auc_high",
+                "rule_tpr",
+                "rule_fpr",
+                "n_backdoored",
+                "n_clean",
+            ]
+            out += [_table(models[cols]), ""]
+    return out
+
+
+def claims_section(results: Path) -> tuple[list[str], pd.DataFrame]:
+    table = claims.claims_table(results)
+    lines = [
+        "## 10 · What holds",
+        "",
+        f"Every claim row (notebook 10's rule: supported only with n >= {claims.MIN_N} and a 95% interval above 0).",
+        "",
+    ]
+    if len(table):
+        lines += [_table(table.drop(columns=["measure"])), ""]
+    clean = claims.clean_scores(results)
+    if len(clean):
+        thr = _threshold(results)
+        ff = claims.false_flags(clean["score"], thr)
+        lines += [
+            f"Clean models flagged by label detection's threshold {thr}: {ff['flagged']} of {ff['n_clean']} "
+            f"(95% interval [{ff['low']:.2f}, {ff['high']:.2f}]); the largest clean score is "
+            f"{ff['largest_clean_score']:.3f}.",
+            "",
+        ]
+    return lines, table
+
+
+def _threshold(results: Path) -> float:
+    detections = _read(results, "03_label_detection.csv")
+    return float(detections["threshold"].iloc[0]) if detections is not None else float("nan")
+
+
+def timing_section(results: Path) -> list[str]:
+    times = _read(results, "notebook_times.csv")
+    if times is None:
+        return []
+    return [
+        "## Wall time",
+        "",
+        "From `results/notebook_times.csv` (`units_at_start` 0: a run from an empty cache; "
+        "empty: recorded before the column existed).",
+        "",
+        _table(times),
+        "",
+    ]
+
+
+def headline(table: pd.DataFrame) -> str:
+    """The README's headline table: one row per claim and main dataset (all models), effect, interval, verdict."""
+    rows = []
+    for claim, dataset in HEADLINE:
+        match = table[(table["claim"] == claim) & table["dataset"].str.startswith(dataset) & (table["family"] == "all")]
+        for r in match.head(2).itertuples():
+            rows.append(
+                {
+                    "claim": claim,
+                    "dataset": r.dataset,
+                    "reading": r.variant,
+                    "effect [95% interval]": f"{r.effect:+.2f} [{r.low:+.2f}, {r.high:+.2f}]",
+                    "n": r.n,
+                    "verdict": r.verdict,
+                }
+            )
+    return _table(pd.DataFrame(rows[:10])) if rows else "No section has run yet: `make figures` writes this table."
+
+
+def write(results_dir="results", docs_dir="docs", readme="README.md") -> str:
+    """docs/results.md and the README's headline table from the CSVs in results_dir; returns the page."""
+    results = Path(results_dir)
+    claim_lines, table = claims_section(results)
+    page = [
+        "# Results",
+        "",
+        "Written by `python -m ebyd_utils.report` from the CSVs in `results/`; every number "
+        'here is read from them, nothing is typed by hand. n and an interval stand beside every count; "not '
+        'flagged" always with its threshold and the largest clean score.',
+        "",
+        *claim_lines,
+        *image_sections(results),
+        *text_sections(results),
+        *timing_section(results),
+    ]
+    text = "\n".join(page).rstrip() + "\n"
+    Path(docs_dir).mkdir(parents=True, exist_ok=True)
+    (Path(docs_dir) / "results.md").write_text(text)
+    if readme and Path(readme).exists():
+        update_readme(Path(readme), headline(table))
+    return text
+
+
+def update_readme(path: Path, table: str) -> None:
+    """Replace what lies between the README's claims markers with `table`."""
+    text = path.read_text()
+    start, end = MARKERS
+    if start not in text or end not in text:
+        raise ValueError(f"{path} has no claims markers; put {start!r} and {end!r} where the table goes")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{start}\n{table}\n{end}{tail}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--results-dir", default="results")
+    ap.add_argument("--docs-dir", default="docs")
+    ap.add_argument("--readme", default="README.md", help="the README whose headline table is rewritten ('' = none)")
+    args = ap.parse_args(argv)
+    write(args.results_dir, args.docs_dir, args.readme)
+    print(
+        f"wrote {Path(args.docs_dir) / 'results.md'}" + (f" and {args.readme}'s headline table" if args.readme else "")
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
