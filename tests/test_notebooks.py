@@ -35,6 +35,20 @@ EXPECTED = {  # notebook -> files it must write (CSV under results, figure under
         "06_repair_arrows.png",
         "06_der.png",
     ],
+    "07_exposure_methods": [
+        "07_exposure_methods.csv",
+        "07_method_summary.csv",
+        "07_method_ranking.png",
+        "07_method_attack.png",
+    ],
+    "08_ablations": [
+        "08_ablations.csv",
+        "08_feature_view.csv",
+        "08_feature_summary.csv",
+        *[f"08_{s}.png" for s in ("defense_set", "cul_lr", "optimizer", "stop_rule", "bn", "poison_rate")],
+        *[f"08_{s}.png" for s in ("recipe", "architecture")],
+        "08_features_badnets.png",
+    ],
     "09_text": [
         "09_text_models.csv",
         "09_text_exposure_log.csv",
@@ -67,6 +81,8 @@ def _smoke_rows():
     """The smoke zoo's model ids by what each section runs on (from the zoo table, never typed)."""
     from ebyd_utils import zoo
     from ebyd_utils.config import get_profile
+    from ebyd_utils.experiments import ablations
+    from ebyd_utils.experiments import exposure_methods as em
     from ebyd_utils.experiments.model_detection import zoo_rows
 
     profile = get_profile("smoke")
@@ -81,6 +97,8 @@ def _smoke_rows():
         "attacks": set(suspects["attack"]),
         "section_attacks": set(section["attack"]),
         "table": table,
+        "exposure_attacks": set(em.section_table(table, em.section("smoke"))["attack"]),
+        "ablation_attacks": {"clean", *ablations.GRIDS["smoke"]["attacks"]},
     }
 
 
@@ -143,6 +161,8 @@ SECTION_ATTACKS = {
     "04": "section_attacks",
     "05": "section_attacks",
     "06": "section_attacks",
+    "07": "exposure_attacks",
+    "08": "ablation_attacks",
 }
 
 
