@@ -30,8 +30,12 @@ HEADLINE = [
 
 
 def _read(results: Path, name: str) -> pd.DataFrame | None:
+    """A section's CSV (with its models' ids, claims.with_model_id), or None when the section has not run."""
     path = results / name
-    return pd.read_csv(path) if path.exists() else None
+    if not path.exists():
+        return None
+    table = pd.read_csv(path)
+    return claims.with_model_id(table) if {"attack", "seed"} <= set(table.columns) else table
 
 
 def _table(frame: pd.DataFrame, digits: int = 3) -> str:
@@ -147,7 +151,7 @@ def text_sections(results: Path) -> list[str]:
     for path in sorted(results.glob("09_text_detection*.csv")):
         if "summary" in path.name:
             continue
-        detections = pd.read_csv(path)
+        detections = _read(results, path.name)
         name = str(detections["dataset"].iloc[0])
         out += [
             f"## 09 · Text, {name}",
