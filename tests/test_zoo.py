@@ -307,3 +307,11 @@ def test_a_notebook_variant_runs_again_with_its_own_parameters(tmp_path, monkeyp
     (executed / "00_probe.ipynb").unlink()
     assert run_notebooks.main([*args, "--only", "00_probe_other"]) == 0  # the variant alone, by its name
     assert [c.name for c in executed.iterdir()] == ["00_probe_other.ipynb"]
+
+
+@pytest.mark.parametrize("name", sorted(__import__("ebyd_utils.config", fromlist=["PROFILES"]).PROFILES))
+def test_every_profiles_committed_zoo_table_is_what_its_profile_builds(name, tmp_path):
+    # results/zoo_<profile>.csv is what a reader opens to see which models a profile trains: it must not drift
+    profile = get_profile(name)
+    written = zoo.write_table(zoo.zoo_table(profile), profile, tmp_path)
+    assert Path(written).read_text() == (REPO / "results" / f"zoo_{name}.csv").read_text()
