@@ -79,9 +79,11 @@ def test_the_scan_finds_and_the_reset_removes_the_word_trigger(text_smoke, text_
 
 def test_flags_follow_the_references_per_token_and_pairs_only_when_needed():
     row = lambda attack, tokens, label, rate, ref, read=True: {  # noqa: E731
+        "model_id": f"{attack}-s0",
         "attack": attack,
         "seed": 0,
         "exposure": "none",
+        "unmeasured_labels": "",
         "tokens": tokens,
         "words": tokens,
         "flip_label": label,
