@@ -57,7 +57,10 @@ def test_every_image_section_keeps_both_twins_apart(twin_run, twins, references)
 
     both(attacks.model_table(twin_run, suspects), 5)  # CA ASR RA seconds poisoned
     cul = pd.concat(
-        [exposure.exposure_table(twin_run, s, g[0]).assign(target=s.attack.single_target) for s, g in zip(suspects, logs)]
+        [
+            exposure.exposure_table(twin_run, s, g[0]).assign(target=s.attack.single_target)
+            for s, g in zip(suspects, logs)
+        ]
     )
     assert set(exposure.cul_summary(cul).index.get_level_values("model_id")) == set(TWINS)
     detections = label_detection.detection_table(twin_run, suspects, logs, refs, ref_logs)
