@@ -88,7 +88,7 @@ lab: $(VENV)/.lab-installed
 
 # the site (MkDocs + mkdocs-jupyter, mkdocs.yml; docs/running.md says what is in it and why MkDocs), offline, into site/
 docs: $(VENV)/.docs-installed
-	$(VENV)/bin/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 	@echo "make docs: the site is in site/ (open site/index.html in a browser)"
 
 # CIFAR-10 for the quick and paper profiles: the JPEG copy beside a developer checkout when present;
