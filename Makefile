@@ -44,8 +44,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # `make lab` installs what the notebooks and Lab need (the package with its text extra for notebook 09, JupyterLab,
-# ipywidgets for the progress bars), not the test tools; `make docs` the package and MkDocs. Each is a no-op where
-# `make test` has installed everything already.
+# ipywidgets for the progress bars), not the test tools; `make docs` the package and MkDocs. Where `make test` has
+# installed everything, pip finds each requirement met.
 $(VENV)/.lab-installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install $(TORCH)

@@ -41,10 +41,8 @@ LANGUAGE_INFO = {
 
 def colab_url(stem: str = "") -> str:
     """The notebook's page on Colab, which opens a GitHub repository's notebook by its path (no stem: the folder's)."""
-    repo = REPOSITORY.split("github.com/", 1)[1]
-    return f"https://colab.research.google.com/github/{repo}/blob/{BRANCH}/notebooks/{stem}" + (
-        ".ipynb" if stem else ""
-    )
+    repo, name = REPOSITORY.split("github.com/", 1)[1], f"{stem}.ipynb" if stem else ""
+    return f"https://colab.research.google.com/github/{repo}/blob/{BRANCH}/notebooks/{name}"
 
 
 def badge(stem: str) -> str:
@@ -75,8 +73,8 @@ def fix_notebook(nb, stem: str) -> list[str]:
         raise ValueError(f"{stem}: no markdown cell to carry the Colab badge")
     lines = first_md.source.split("\n")
     at = next((i for i, line in enumerate(lines) if line.startswith("[![Open In Colab]")), None)
-    if at is None:  # after the title and its blank line
-        lines[1:1] = ["", badge(stem)] if len(lines) > 1 and lines[1] else [badge(stem)]
+    if at is None:  # below the title, a blank line between
+        lines[1:1] = ["", badge(stem)]
         changes.append("badge added")
     elif lines[at] != badge(stem):
         lines[at] = badge(stem)

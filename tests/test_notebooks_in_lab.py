@@ -7,7 +7,6 @@ have run, notebook 03 in the browser only reads its models (seconds); alone, it 
 (~25 small models, minutes on 2 cores)."""
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -145,8 +144,9 @@ def test_notebook_03_runs_at_smoke_in_jupyterlab_in_a_browser(start_lab, tmp_pat
         pytest.skip("no Chromium on this machine (Debian: apt-get install chromium; .ci/run installs it)")
     folder, out = tmp_path / "lab", tmp_path / "out"
     folder.mkdir()
-    parameters = {"PROFILE": "smoke", "DEVICE": "cpu", "CACHE_DIR": str(cache_dir), "PROGRESS": False}
-    parameters.update(RESULTS_DIR=str(out / "results"), FIGURES_DIR=str(out / "figures"))  # nothing in the checkout
+    # the parameters test_notebooks.py gives notebook 03, so that its units are found in the session's cache
+    parameters = {"PROFILE": "smoke", "DEVICE": "cpu", "DATA_DIR": str(REPO / "data"), "CACHE_DIR": str(cache_dir)}
+    parameters.update(RESULTS_DIR=str(out / "results"), FIGURES_DIR=str(out / "figures"), PROGRESS=False)
     with_parameters(REPO / "notebooks" / "03_label_detection.ipynb", folder, parameters)
     before = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True).stdout
     base, token, _ = start_lab(folder)
@@ -159,7 +159,6 @@ def test_notebook_03_runs_at_smoke_in_jupyterlab_in_a_browser(start_lab, tmp_pat
     assert (out / "results" / "03_label_detection.csv").stat().st_size > 0
     assert (out / "figures" / "03_detection_scores.png").stat().st_size > 0
     assert subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True).stdout == before
-    assert json.loads((folder / "03_label_detection.ipynb").read_text())["cells"], "the notebook file is intact"
 
 
 def run_in_browser(chromium: str, url: str, header: str, timeout_s: float = RUN_TIMEOUT_S) -> tuple[list, str]:
