@@ -4,7 +4,8 @@ runs every cell and shows its detection table. Skipped, with the reason, where n
 
 This file sorts after test_notebooks.py on purpose: both use the session's unit cache, so after the smoke notebooks
 have run, notebook 03 in the browser only reads its models (seconds); alone, it first trains the smoke zoo it reads
-(~25 small models, minutes on 2 cores)."""
+(23 small models and their CUL runs, minutes on 2 cores) unless EBYD_SMOKE_CACHE names a cache folder that holds
+them (e.g. one that `make zoo PROFILE=smoke` filled): its units are copied into the session's cache first."""
 
 import contextlib
 import os
@@ -144,6 +145,9 @@ def test_notebook_03_runs_at_smoke_in_jupyterlab_in_a_browser(start_lab, tmp_pat
         pytest.skip("no Chromium on this machine (Debian: apt-get install chromium; .ci/run installs it)")
     folder, out = tmp_path / "lab", tmp_path / "out"
     folder.mkdir()
+    prebuilt = os.environ.get("EBYD_SMOKE_CACHE")
+    if prebuilt:  # a smoke cache built before: copied, never written to
+        shutil.copytree(prebuilt, cache_dir, dirs_exist_ok=True)
     # the parameters test_notebooks.py gives notebook 03, so that its units are found in the session's cache
     parameters = {"PROFILE": "smoke", "DEVICE": "cpu", "DATA_DIR": str(REPO / "data"), "CACHE_DIR": str(cache_dir)}
     parameters.update(RESULTS_DIR=str(out / "results"), FIGURES_DIR=str(out / "figures"), PROGRESS=False)
