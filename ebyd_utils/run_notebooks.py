@@ -204,6 +204,7 @@ def record_time(times_csv: Path, row: dict) -> pd.DataFrame:
     )
     table = pd.concat([table[~same], pd.DataFrame([row])], ignore_index=True)
     table = table[TIME_COLUMNS].sort_values(["profile", "hardware", "notebook"], ignore_index=True)
+    table = table.astype({"units_at_start": "Int64", "units_computed": "Int64"})  # counts: 5, not 5.0
     times_csv.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(times_csv, index=False)  # plain floats: seconds keep their decimal (write_csv rounds to 4 digits)
     return table
