@@ -20,6 +20,14 @@ from .sections import (
 # patch, a blend, a warp and an all-to-all model (smoke tests the flow; quick runs every attack through 04-06)
 SMOKE_SECTION_ATTACKS = ("badnets", "blend", "wanet", "badnets-all2all")
 
+# what the GPU profiles (paper, paper-fast, paper-imagenette) share: the official CUL recipe and detection threshold;
+# paper and paper-fast also share their zoo
+GPU_CUL = CULConfig(optimizer="adam", lr=1e-5, epochs=20, batch_size=128, stop_acc=0.2)
+GPU_DETECTION = DetectionConfig(n_reference=2, threshold=0.10)
+PAPER_ZOO = ZooConfig(
+    seeds=(0, 1, 2), one_seed_attacks=IMAGE_ATTACKS[4:], all_to_all=("badnets",), extra_clean=9, drawn=8
+)
+
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
@@ -99,15 +107,13 @@ PROFILES: dict[str, Profile] = {
             crop_pad=4,
             weight_decay=5e-4,
         ),
-        cul=CULConfig(optimizer="adam", lr=1e-5, epochs=20, batch_size=128, stop_acc=0.2),
-        detection=DetectionConfig(n_reference=2, threshold=0.10),
+        cul=GPU_CUL,
+        detection=GPU_DETECTION,
         # 3 seeds x (4 attacks + clean) + 2 references = 17 models of ~4 min each on one H200 (measured: 245 s
         # for BadNets ResNet-18, 60 epochs); 3 trainings share one GPU at no loss (results/gpu/gpu_packing.csv)
         # model detection adds 9 clean + 8 drawn: 12 clean, 20 backdoored (~34 models, ~50 min at 3 a GPU)
         # the other image attacks and BadNets all-to-all at seed 0: 11 more models, ~45 min at 3 a GPU
-        zoo=ZooConfig(
-            seeds=(0, 1, 2), one_seed_attacks=IMAGE_ATTACKS[4:], all_to_all=("badnets",), extra_clean=9, drawn=8
-        ),
+        zoo=PAPER_ZOO,
     ),
     # the paper's zoo with a short GPU recipe for ResNet-18, so that notebooks 01-03 fit one 15-minute GPU slot: the
     # same model, data, CUL and zoo as `paper`, trained by the same loop and step (uint8 data resident on the GPU,
@@ -122,11 +128,9 @@ PROFILES: dict[str, Profile] = {
         train=TrainConfig(
             model="resnet18", epochs=16, batch_size=512, lr=0.4, warmup=0.25, crop_pad=4, weight_decay=5e-4
         ),
-        cul=CULConfig(optimizer="adam", lr=1e-5, epochs=20, batch_size=128, stop_acc=0.2),
-        detection=DetectionConfig(n_reference=2, threshold=0.10),
-        zoo=ZooConfig(
-            seeds=(0, 1, 2), one_seed_attacks=IMAGE_ATTACKS[4:], all_to_all=("badnets",), extra_clean=9, drawn=8
-        ),
+        cul=GPU_CUL,
+        detection=GPU_DETECTION,
+        zoo=PAPER_ZOO,
     ),
     # the ImageNet subset (Imagenette by default, any ImageFolder by DATA_DIR) on one GPU: ResNet-18 with its
     # ImageNet stem at 224 px, the CIFAR recipe's schedule; triggers sized to the resolution (BadNets and
@@ -144,8 +148,8 @@ PROFILES: dict[str, Profile] = {
             crop_pad=28,
             weight_decay=5e-4,
         ),
-        cul=CULConfig(optimizer="adam", lr=1e-5, epochs=20, batch_size=128, stop_acc=0.2),
-        detection=DetectionConfig(n_reference=2, threshold=0.10),
+        cul=GPU_CUL,
+        detection=GPU_DETECTION,
         zoo=ZooConfig(
             attacks=IMAGE_ATTACKS,
             seeds=(0,),
