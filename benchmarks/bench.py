@@ -7,6 +7,8 @@ Measures, on the profile's model and recipe:
   a/b) training throughput (img/s) of our loop (`ebyd_utils.train.train_model`: uint8 data resident on the
        device, batch augmentation, bf16, channels_last) and of the reference loop (benchmarks/reference_loop.py:
        PIL images, per-sample torchvision transforms, DataLoader workers, fp32), same number of steps;
+  a2)  the step's efficiency: its achieved GFLOP/s (matmul and convolution FLOPs per step, counted) and their
+       share of the same machine's matmul peak, measured in this run (benchmarks/step_efficiency.py);
   c)   wall time until test CA first reaches --target-ca (evaluation time excluded from the clock);
   d)   Clean Unlearning of one trained model and label detection on its log, seconds per model;
   e)   each notebook's wall time, as written by the notebook runner to results/notebook_times.csv;
@@ -37,6 +39,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 from reference_loop import PILImages, fp32_accuracy, imagefolder_train, reference_epochs, train_transform
+from step_efficiency import matmul_peak, step_flops
 from tqdm.auto import tqdm
 
 from ebyd_utils import pipeline
@@ -258,6 +261,19 @@ def main():
         add("train_throughput", loop, "seconds", s, "s")
         add("train_throughput", loop, "steps", steps, "steps")
     add("train_throughput", "ours/reference", "speedup", seconds["reference"] / seconds["ours"], "x")
+    flops = step_flops(
+        new_model().to(device, memory_format=torch.channels_last),
+        data.train_x[pick[: cfg.batch_size].to(device)],
+        data.train_y[pick[: cfg.batch_size].to(device)],
+        cfg.bf16,
+    )
+    peak, dtype = matmul_peak(device)
+    achieved = flops * steps / seconds["ours"] / 1e9
+    add("step_efficiency", "ours", "gflop_per_step", flops / 1e9, "GFLOP")
+    add("step_efficiency", "ours", "achieved_gflops", achieved, "GFLOP/s")
+    add("step_efficiency", f"matmul {dtype}", "peak_gflops", peak, "GFLOP/s")
+    add("step_efficiency", "ours", "share_of_peak", achieved / peak, "ratio")
+    add("step_efficiency", "reference", "achieved_gflops", flops * steps / seconds["reference"] / 1e9, "GFLOP/s")
 
     # c) time to target CA, each loop with the profile's recipe over --max-epochs (the schedule's length)
     if not args.skip_time_to_80:

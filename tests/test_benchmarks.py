@@ -42,6 +42,9 @@ def test_bench_runs_both_loops_and_writes_its_table(tmp_path):
     table = pd.read_csv(out)
     speed = table[table.metric == "images_per_s"].set_index("loop")["value"]
     assert {"ours", "reference"} <= set(speed.index) and (speed > 0).all()
+    efficiency = table[table.benchmark == "step_efficiency"].set_index("metric")["value"]
+    assert efficiency["gflop_per_step"] > 0 and efficiency["peak_gflops"] > 0
+    assert 0 < efficiency["share_of_peak"] < 1.5  # counted FLOPs over a measured peak: a share, not a guess
     assert set(table.profile) == {"smoke"} and table.hardware.notna().all()
     zoo = table[table.benchmark == "zoo_build"].set_index(["loop", "metric"])["value"]
     assert zoo["in-process", "units"] == zoo["ray x2", "units"] == 3  # 1 model + its 2 CUL restarts

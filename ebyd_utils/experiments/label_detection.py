@@ -56,8 +56,16 @@ def detection_rows(
 def detection_table(run: Run, zoo, zoo_logs, references, reference_logs) -> pd.DataFrame:
     """detection_rows for every model of the zoo (with and without CUL), with the evaluation's truth:
     `backdoored`, and `correct` = flagged with the true target (an integer column, empty for clean and
-    all-to-all models). zoo_logs / reference_logs: each model's CUL restarts (expose_restarts). A model whose
-    CUL never collapsed is `measurable` False with its reason: not read, rather than read as clean."""
+    all-to-all models). A model whose CUL never collapsed is `measurable` False with its reason: not read, rather
+    than read as clean.
+
+    Args:
+        run: the flow's context; its profile's detection settings (threshold, restarts) apply.
+        zoo, zoo_logs: the suspects and, per suspect, its CUL restarts (`zoo.exposures`).
+        references, reference_logs: the defender's clean references and their CUL restarts.
+    Returns:
+        one row per model and exposure ("CUL", "none"): model_id, attack, seed, detected_label, score, flagged,
+        verdict, measurable, threshold, true_target, backdoored, correct."""
     data = run.data
     reference_clean_shares = [class_shares(r.model, data.probe_x, data.num_classes) for r in references]
     rows = [
