@@ -11,7 +11,8 @@ import torch
 from ebyd_utils import pipeline as pl
 from ebyd_utils.experiments import exposure_methods as em
 from ebyd_utils.experiments.exposure_units import defense_subset, expose_by, method_settings
-from ebyd_utils.expose import CONFIGS, EXPOSURES, KNOBS, exposure_method
+from ebyd_utils.expose import CONFIGS, EXPOSURES, KNOBS, clean_unlearn, exposure_method
+from ebyd_utils.train import outputs, predict
 
 SIGNATURE = ["model", "defense_x", "defense_y", "cfg", "num_classes", "probe_x", "seed", "monitor", "progress"]
 ATTACKER_WORDS = ("trigger", "target", "asr", "attack", "test", "poison")
@@ -28,10 +29,15 @@ SMALL = {
 }
 
 
-def _expose(method, suspect, data, seed):
+def _expose(method, suspect, data, seed, monitor=None):
     fn, cfg = exposure_method(method, **{**dataclasses.asdict(CONFIGS[method]()), **SMALL[method], "stop_acc": 0.0})
     x, y, probe = data.defense_x[:100], data.defense_y[:100], data.probe_x[:100]
-    return fn(suspect.model, x, y, cfg, data.num_classes, probe_x=probe, seed=seed, progress=False)
+    return fn(suspect.model, x, y, cfg, data.num_classes, probe_x=probe, seed=seed, monitor=monitor, progress=False)
+
+
+def misleading_monitor(model):
+    # what the evaluation side logs beside each step: were the stop rule to read it, it would stop at once
+    return {"CA": 0.0, "ASR": 1.0, "defense_acc_eval": 0.0}
 
 
 def _same(a, b) -> bool:
@@ -42,12 +48,20 @@ def _same(a, b) -> bool:
 @pytest.mark.parametrize("method", list(EXPOSURES))
 def test_each_method_changes_the_model_and_is_deterministic(method, smoke_data, badnets_suspect):
     first, log = _expose(method, badnets_suspect, smoke_data, seed=1)
-    again, log_again = _expose(method, badnets_suspect, smoke_data, seed=1)
+    # the same seed, now with the evaluation's monitor logging beside each step: same model, same steps
+    again, log_again = _expose(method, badnets_suspect, smoke_data, seed=1, monitor=misleading_monitor)
     assert not _same(first, badnets_suspect.model), f"{method} left the suspect's weights as they were"
-    assert _same(first, again) and log.equals(log_again), f"{method} is not deterministic given its seed"
+    assert _same(first, again), f"{method} is not deterministic given its seed (or reads its monitor)"
+    assert log.equals(log_again.drop(columns=["CA", "ASR", "defense_acc_eval"]))
+    assert log.attrs == log_again.attrs == {"stop_epoch": None, "collapsed": False}
     assert log["epoch"].tolist() == list(range(len(log))) and len(log) == 3  # before + 2 steps (stop_acc 0)
     assert abs(log.filter(like="probe_share_").iloc[-1].sum() - 1) < 1e-5
     assert "ASR" not in log and "CA" not in log  # no evaluation without a monitor
+    # the exposure changed the function on the defender's clean images, not only unused weights (2 small steps
+    # need not change a predicted label yet: the logits)
+    x = smoke_data.defense_x[:100]
+    moved = (outputs(first, x).float() - outputs(badnets_suspect.model, x).float()).abs().max().item()
+    assert moved > 1e-3, f"{method} left the logits as they were (max change {moved})"
 
 
 @pytest.mark.parametrize("method", list(EXPOSURES))
@@ -62,14 +76,19 @@ def test_the_stop_rule_reads_only_the_defenders_data(method):
 def test_the_stop_rule_returns_the_first_collapsed_step(smoke_data, badnets_suspect):
     fn, cfg = exposure_method("act_prune", rate=0.9, levels=9, stop_acc=0.5)
     x, y = smoke_data.defense_x, smoke_data.defense_y
-    _, log = fn(badnets_suspect.model, x, y, cfg, 10, probe_x=smoke_data.probe_x, progress=False)
+    model, log = fn(badnets_suspect.model, x, y, cfg, 10, probe_x=smoke_data.probe_x, progress=False)
     stop = log.attrs["stop_epoch"]
-    assert log.attrs["collapsed"] and stop == len(log) - 1  # stopped there, nothing run after
+    assert log.attrs["collapsed"] and 0 < stop == len(log) - 1  # stopped there, nothing run after
     assert log["defense_acc"].iloc[stop] <= 0.5 < log["defense_acc"].iloc[:stop].min()
     assert log["strength"].iloc[stop] == pytest.approx(0.1 * stop)
+    # the model returned is the stop step's: its defense accuracy is the one logged there
+    assert (predict(model, x) == y).float().mean().item() == pytest.approx(log["defense_acc"].iloc[stop])
+    # an evaluation monitor that says "exposed" from the start changes neither the stop nor the model
+    again, watched = fn(badnets_suspect.model, x, y, cfg, 10, probe_x=smoke_data.probe_x, monitor=misleading_monitor)
+    assert watched.attrs == log.attrs and _same(model, again)
 
 
-def test_bad_input_names_what_is_allowed(smoke_data, badnets_suspect):
+def test_bad_input_names_what_is_allowed(smoke, smoke_data, badnets_suspect):
     model, x, y = badnets_suspect.model, smoke_data.defense_x, smoke_data.defense_y
     with pytest.raises(ValueError, match="unknown exposure method 'fine_tune'.*cul"):
         exposure_method("fine_tune")
@@ -90,8 +109,14 @@ def test_bad_input_names_what_is_allowed(smoke_data, badnets_suspect):
             fn(model, x[:0], y[:0], cfg, 10, progress=False)
     with pytest.raises(ValueError, match=r"defense size must be an int in \[1, 200\]"):
         defense_subset(smoke_data, size=0)
-    with pytest.raises(ValueError, match="choose from"):
+    with pytest.raises(ValueError, match=r"'pruning'.*choose from \['none', 'cul'"):
         em.check_methods(["none", "pruning"])
+    with pytest.raises(ValueError, match="choose from"):
+        em.check_methods([])
+    with pytest.raises(ValueError, match="defense set is empty"):
+        clean_unlearn(model, x[:0], y[:0], smoke.cul, 10, progress=False)
+    with pytest.raises(ValueError, match="unknown exposure method 'sfft'"):
+        method_settings(smoke, "sfft")
 
 
 def test_defense_subsets_are_nested_and_balanced(smoke_data):

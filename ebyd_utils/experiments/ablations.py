@@ -4,9 +4,10 @@ and every point of it is read as notebook 03 reads the zoo: the backdoored model
 clean references trained and exposed under the SAME setting (a point without its own references and control is
 not a reading). Every model and exposure is a cached unit, so a rerun computes only the points it has not seen.
 
-A point is a dict: `sweep`, `value` (what the axis shows), `label`, and the overrides it makes -- `data`, `train`
-and `cul` (profile sections), `attack` (attack settings), `defense` (a subset of the defense set,
-`exposure_units.defense_subset`) and `fixed` (read at CUL's last epoch whether or not it collapsed).
+A point is a dict: `sweep`, `value` (what the axis shows), `label`, and the overrides it makes -- `data` and
+`train` (profile sections), `cul` (CUL's settings over the profile's), `attack` (attack settings), `defense` (a
+subset of the defense set, `exposure_units.defense_subset`) and `fixed` (read at CUL's last epoch whether or not
+it collapsed: the fixed-epochs point runs CUL with stop_acc 0, so it stops early only on a defense accuracy of 0).
 """
 
 from __future__ import annotations
@@ -28,20 +29,24 @@ SWEEPS = ("defense_set", "cul_lr", "optimizer", "stop_rule", "bn", "poison_rate"
 # The grids each profile runs when the notebook's parameters leave a sweep to the profile (None). The profile's
 # own setting is a point of every sweep (so each sweep shows its anchor); at smoke a test of the flow.
 GRIDS = {
+    # a test of the flow within the test suite's budget: every sweep's anchor (the profile's own setting, read
+    # from the smoke zoo's cache) and one new point each where a point costs only CUL runs (50 defense images,
+    # CUL at lr 1e-3); the points that train models (poison rate, recipe, architecture) or run CUL's 30 epochs
+    # whole (fixed stop) are the quick grid's -- tests/test_ablations.py runs a point of each kind
     "smoke": {
         "attacks": ["badnets"],
         "train_attacks": ["badnets"],
         "seeds": [0],
         "restarts": 1,
         "defense_sizes": [50, 200],
-        "leave_out": [0],
+        "leave_out": [],
         "cul_lrs": [3e-4, 1e-3],
-        "optimizers": [{"optimizer": "adam"}, {"optimizer": "sgd", "lr": 0.01}],
-        "stop_rules": ["collapse", "fixed"],
-        "bn_modes": ["batch", "running"],
-        "poison_rates": [0.02, 0.1],
-        "recipes": [{}, {"epochs": 5, "ema_decay": 0.9}],
-        "architectures": [{}, {"model": "vgg_small", "lr": 0.05, "epochs": 5}],
+        "optimizers": [{"optimizer": "adam"}],
+        "stop_rules": ["collapse"],
+        "bn_modes": ["batch"],
+        "poison_rates": [0.1],
+        "recipes": [{}],
+        "architectures": [{}],
     },
     # ~30 min on 2 cores from the cache of notebooks 01-06 (estimated from the quick unit costs, ~100 s a model
     # and ~6 s a CUL run on 2-core Zen 4: 10 new models, ~120 CUL runs; not measured yet)
@@ -103,9 +108,11 @@ def make_points(profile, sweep: str, values) -> list[dict]:
         sizes = [v["size"] for v in values if "size" in v]
         largest = max(sizes, default=0)
         data = {"defense_size": largest} if largest > profile.data.defense_size else {}
+        whole = max(largest, profile.data.defense_size)  # the split's whole defense set: the profile's own point
         for v in values:
             if "size" in v:
-                out.append({"value": v["size"], "label": f"{v['size']} images", "defense": {"size": v["size"]}})
+                subset = {"size": v["size"]} if v["size"] != whole else {}
+                out.append({"value": v["size"], "label": f"{v['size']} images", "defense": subset})
             else:
                 out.append({"value": f"w/o {v['leave_out']}", "label": f"without class {v['leave_out']}", "defense": v})
         out = [{**p, "data": data} for p in out]
@@ -131,7 +138,10 @@ def make_points(profile, sweep: str, values) -> list[dict]:
         else:  # recipe, architecture: training settings
             override(profile, {"train": dict(v)})  # a ValueError names the allowed settings
             out.append({"value": _label(v), "label": _label(v), "train": dict(v)})
-    return [{"sweep": sweep, "fixed": False, **{k: {} for k in ("data", "train", "cul", "attack")}, **p} for p in out]
+    return [
+        {"sweep": sweep, "fixed": False, **{k: {} for k in ("data", "train", "cul", "attack", "defense")}, **p}
+        for p in out
+    ]
 
 
 def all_points(profile, g: dict) -> list[dict]:
@@ -154,8 +164,10 @@ _DATA = {}  # one process loads each data split once
 
 
 def point_run(run: Run, point: dict) -> Run:
-    """The run under the point's profile: train / cul sections overridden; another data split loaded (once)."""
-    profile = override(run.profile, {k: point[k] for k in ("data", "train", "cul") if point[k]})
+    """The run under the point's profile: data / train sections overridden, another data split loaded (once).
+    CUL's settings are not the profile's: they go to each exposure as overrides (`read_point`), so that a point's
+    CUL run is an exposure unit measured once at its stop (the profile's own CUL: the zoo's unit, reused)."""
+    profile = override(run.profile, {k: point[k] for k in ("data", "train") if point[k]})
     if not point["data"]:
         return run.replace(profile=profile)
     memo = (repr(profile.data), str(run.data_dir), str(run.device), run.cache_dir)
@@ -192,10 +204,11 @@ def read_point(run: Run, point: dict, attacks, seeds, restarts: int | None = Non
         for i in range(prun.profile.detection.n_reference)
     ]
     defense = point["defense"] or None
-    ref_logs = [exposures_of(prun, r, "cul", defense=defense) for r in references]
+    cul = point["cul"] or None
+    ref_logs = [exposures_of(prun, r, "cul", cul, defense, evaluate_it=False) for r in references]
     rows = []
     for suspect, role in models:
-        logs = exposures_of(prun, suspect, "cul", defense=defense)
+        logs = exposures_of(prun, suspect, "cul", cul, defense)
         r = reading(prun, suspect, "cul", logs, ref_logs, fixed=point["fixed"])
         rows.append(
             {

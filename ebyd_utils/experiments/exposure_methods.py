@@ -21,7 +21,7 @@ from ..expose import EXPOSURES, KNOBS
 from ..pipeline import Run, Suspect, context
 from ..train import class_shares
 from ..zoo import section_rows
-from .exposure_units import NAMES, check_method, exposures_of, method_settings
+from .exposure_units import NAMES, exposures_of, method_settings
 
 METHODS = ("none", *EXPOSURES)  # "none": the un-exposed models, the baseline
 # Which models each profile's notebook 07 exposes when its parameters say None: per-attack rows of these attacks
@@ -52,17 +52,16 @@ def section_table(table: pd.DataFrame, sec: dict) -> pd.DataFrame:
 
 
 def check_methods(methods) -> tuple:
-    if not methods:
-        raise ValueError(f"no exposure method given; choose from {list(METHODS)}")
-    for m in methods:
-        if m != "none":
-            check_method(m)
+    """The notebook's METHODS: a non-empty list of names from METHODS ("none" and every method of expose/)."""
+    unknown = [m for m in methods or () if m not in METHODS]
+    if not methods or unknown:
+        raise ValueError(f"unknown or no exposure method(s) {unknown or methods!r}; choose from {list(METHODS)}")
     return tuple(methods)
 
 
 def reference_runs(run: Run, references, method: str, overrides=None, defense=None) -> list:
     """Each reference's restarts under the method (the defender's clean models, exposed as the suspects are)."""
-    return [exposures_of(run, r, method, overrides, defense) for r in references]
+    return [exposures_of(run, r, method, overrides, defense, evaluate_it=False) for r in references]
 
 
 def reading(run: Run, suspect: Suspect, method: str, logs, reference_logs, fixed: bool = False) -> dict:
@@ -193,6 +192,7 @@ def method_summary(table: pd.DataFrame, bootstrap: int = 2000, seed: int = 0, fp
                 "median_seconds": g["seconds"].median(),
                 "n_backdoored": int(one_target.sum()),
                 "n_clean": int(clean.sum()),
+                "n_models": len(g),
                 "threshold": float(g["threshold"].iloc[0]),
             }
         )
@@ -211,7 +211,7 @@ def verdict_lines(table: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
         lines.append(
             f"{r.name}: flags {r.n_detected} of {r.n_backdoored} backdoored models with "
             f"their target and {r.n_false_flags} of {r.n_clean} clean models (threshold "
-            f"{thr}); {auc}; {r.not_exposed} models never reached its stop rule."
+            f"{thr}); {auc}; {r.not_exposed} of {r.n_models} models never reached its stop rule."
         )
     backdoored = table[table["backdoored"] & (table["method"] != "none")]
     for attack, g in backdoored.groupby("attack", sort=False):

@@ -21,8 +21,8 @@ import torch
 from ..config import as_dict, override
 from ..core.units import cached_unit
 from ..data import ImageData
-from ..expose import CONFIGS, EXPOSURES, SEEDED, exposure_method
-from ..pipeline import DEFAULT_MONITOR_SIZE, Run, Suspect, expose, model_from_tensors, subset_test
+from ..expose import CONFIGS, SEEDED, exposure_method
+from ..pipeline import Run, Suspect, expose, model_from_tensors, subset_test
 from ..train import evaluate
 
 EXPOSURE_VERSION = 1  # bump when an exposure method's code changes what its units are
@@ -41,14 +41,16 @@ NAMES = {
 # where CUL does (the profile's cul.stop_acc), so a collapse means the same whichever method made it. Smoke,
 # measured on a BadNets and a clean model (2-core Zen 3): shuffled-label FT at the official Adam 1e-4 left the
 # defense accuracy at 0.4-0.7 after 20 epochs, at 1e-3 it collapsed in 3-5 (BadNets onto its target, 0.83);
-# noise FT at sigma 0.5 cut BadNets' defense accuracy to 0.23 and the clean model's to 0.85, at 0.2 neither;
-# large-lr FT on true labels kept the defense accuracy at 1.0 at lr 0.1 and 1.0 (it never collapses: the plain
-# baseline). Quick takes the same strengths (as CUL's lr is the same at smoke and quick), not measured there.
+# noise FT at sigma 0.5 cut BadNets' defense accuracy to 0.23 in 5 epochs and the clean model's to 0.85, at 0.2
+# neither; large-lr FT on true labels kept the defense accuracy at 1.0 at lr 0.1 and 1.0 (it never collapses:
+# the plain baseline). Smoke's budgets are then cut to a test of the flow (3-8 epochs, 4 levels: ~2 s a method
+# and model). Quick takes the measured strengths at the methods' own budgets (not measured at quick).
 PROFILE_SETTINGS = {
     "smoke": {
-        "shuffle_ft": {"lr": 1e-3, "epochs": 15, "batch_size": 100, "augment": False},
-        "large_lr_ft": {"epochs": 5, "batch_size": 100, "augment": False},
-        "noise_ft": {"sigma": 0.5, "epochs": 5, "batch_size": 100, "augment": False},
+        "shuffle_ft": {"lr": 1e-3, "epochs": 8, "batch_size": 100, "augment": False},
+        "large_lr_ft": {"epochs": 3, "batch_size": 100, "augment": False},
+        "noise_ft": {"sigma": 0.5, "epochs": 3, "batch_size": 100, "augment": False},
+        **{m: {"levels": 4} for m in ("act_prune", "awp", "magnitude_prune", "bn_prune")},
     },
     "quick": {
         "shuffle_ft": {"lr": 1e-3, "epochs": 20},
@@ -58,16 +60,10 @@ PROFILE_SETTINGS = {
 }
 
 
-def check_method(method: str) -> str:
-    if method not in EXPOSURES:
-        raise ValueError(f"unknown exposure method {method!r}; choose one of {list(EXPOSURES)}")
-    return method
-
-
 def method_settings(profile, method: str, overrides: dict | None = None) -> dict:
     """The method's full settings, every one in its unit's key: CUL's are the profile's `cul`; any other method
     takes its file's defaults, the profile's stop_acc, then PROFILE_SETTINGS; `overrides` last."""
-    check_method(method)
+    exposure_method(method)  # a ValueError names the methods
     if method == "cul":
         base = as_dict(profile.cul)
     else:
@@ -127,21 +123,25 @@ def expose_by(
     restart: int = 0,
     defense: dict | None = None,
     eval_size: int | None = None,
+    evaluate_it: bool = True,
 ):
     """Expose a suspect by `method` (defender side) at the profile's settings with `overrides`, on the defense
     set `defense` describes (None: the whole one), seeded by `restart`; then measure CA / ASR / RA on
-    `eval_size` test images (None: DEFAULT_MONITOR_SIZE at restart 0, none after; 0 = none).
+    `eval_size` test images (None: the run's monitor_size at restart 0 when `evaluate_it`, else none; 0 = none).
 
-    The profile's own CUL on the whole defense set is `pipeline.expose`'s unit (notebooks 02-05 share it);
+    The profile's own CUL on the whole defense set is `pipeline.expose`'s unit (notebooks 02-05 share it, with
+    the run's monitor on restart 0 as `pipeline.expose_restarts` runs it, whatever `evaluate_it` says);
     everything else a unit of kind "exposure". Returns (exposed model, log); log.attrs: stop_epoch, collapsed,
     seconds, computed, key, method, settings and evaluation ({} when not measured)."""
     settings = method_settings(run.profile, method, overrides)
     defense = check_defense(defense)
-    eval_size = (DEFAULT_MONITOR_SIZE if restart == 0 else 0) if eval_size is None else eval_size
     if method == "cul" and defense is None and settings == as_dict(run.profile.cul):
-        model, log = expose(run, suspect, restart=restart, monitor_size=eval_size)
+        monitor = (None if restart == 0 else 0) if eval_size is None else eval_size
+        model, log = expose(run, suspect, restart=restart, monitor_size=monitor)
         log.attrs.update(method=method, settings=settings, evaluation=_at_stop(log))
         return model, log
+    if eval_size is None:
+        eval_size = run.monitor_size if restart == 0 and evaluate_it else 0
     data = run.data if defense is None else defense_subset(run.data, **defense)
     fn, cfg = exposure_method(method, **settings)
 
@@ -191,10 +191,11 @@ def _at_stop(log: pd.DataFrame) -> dict:
     return {k: float(row[k]) for k in ("CA", "ASR", "RA") if k in row and pd.notna(row[k])}
 
 
-def exposures_of(run: Run, suspect: Suspect, method: str, overrides=None, defense=None) -> list:
-    """The logs of a suspect's restarts under one method (restart 0 measured by the evaluation)."""
+def exposures_of(run: Run, suspect: Suspect, method: str, overrides=None, defense=None, evaluate_it=True) -> list:
+    """The logs of a suspect's restarts under one method (restart 0 measured by the evaluation when
+    `evaluate_it`: the defender's references, whose CA and ASR no reading uses, are not)."""
     return [
-        expose_by(run, suspect, method, overrides, restart=r, defense=defense)[1]
+        expose_by(run, suspect, method, overrides, restart=r, defense=defense, evaluate_it=evaluate_it)[1]
         for r in range(restarts_of(run.profile, method))
     ]
 

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from ..data import augment
 from ..train import check_inputs, sgd_step
-from .cul import _log_row
+from .cul import _log_row, check_not_empty
 
 
 def check_rate(name: str, value) -> None:
@@ -46,8 +46,7 @@ def check_count(name: str, value) -> None:
 
 def check_defense(defense_x, defense_y, probe_x, num_classes: int) -> None:
     """The defender's data: a non-empty batch of clean images with one int64 label each, in [0, num_classes)."""
-    if defense_x is None or len(defense_x) == 0:
-        raise ValueError("the defense set is empty: an exposure needs at least one labelled clean image")
+    check_not_empty(defense_x)
     check_inputs(defense_x, "defense inputs")
     if probe_x is not None:
         check_inputs(probe_x, "probe inputs")
