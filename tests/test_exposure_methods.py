@@ -5,10 +5,12 @@ unit under every setting."""
 import dataclasses
 import inspect
 
+import pandas as pd
 import pytest
 import torch
 
 from ebyd_utils import pipeline as pl
+from ebyd_utils.defenses import detect_exposed
 from ebyd_utils.experiments import exposure_methods as em
 from ebyd_utils.experiments.exposure_units import defense_subset, expose_by, method_settings
 from ebyd_utils.expose import CONFIGS, EXPOSURES, KNOBS, clean_unlearn, exposure_method
@@ -138,3 +140,21 @@ def test_an_exposure_is_a_cached_unit_and_cul_reuses_the_pipelines(smoke, smoke_
     assert method_settings(smoke, "awp")["stop_acc"] == smoke.cul.stop_acc  # CUL's stop rule for every method
     _, cul = expose_by(smoke_run, badnets_suspect, "cul", restart=1)  # the profile's CUL: pipeline.expose's unit
     assert cul.attrs["key"] == pl.expose(smoke_run, badnets_suspect, restart=1, monitor_size=0)[1].attrs["key"]
+
+
+def _log(shares, stop):
+    rows = [{"epoch": e, **{f"probe_share_{c}": s for c, s in enumerate(row)}} for e, row in enumerate(shares)]
+    log = pd.DataFrame(rows)
+    log.attrs.update(stop_epoch=stop, collapsed=stop is not None)
+    return log
+
+
+def test_an_exposed_model_is_read_at_its_stop_step_against_references_exposed_alike():
+    uniform, onto_2 = [0.25] * 4, [0.1, 0.1, 0.7, 0.1]
+    suspect = [_log([uniform, onto_2, uniform], stop=1)]  # read at the stop step, not the last one
+    references = [[_log([uniform, [0.3, 0.3, 0.2, 0.2]], stop=1)]]
+    det = detect_exposed(suspect, references, threshold=0.3)
+    assert det.flagged and det.label == 2 and det.score == pytest.approx(0.5)
+    never = [_log([uniform, onto_2], stop=None)]  # no stop: read at its last step, and never "clean"
+    assert detect_exposed(never, references, 0.3).verdict == "not exposed"
+    assert detect_exposed(never, references, 0.3, fixed=True).flagged  # a fixed budget has no stop rule

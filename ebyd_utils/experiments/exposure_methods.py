@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..core.metrics import judge
 from ..core.progress import eta, report
-from ..defenses import detect_label, shares_at_stop
+from ..defenses import detect_exposed, detect_label, shares_at_stop
 from ..expose import EXPOSURES, KNOBS
 from ..pipeline import Run, Suspect, context
 from ..train import class_shares
@@ -69,12 +69,7 @@ def reading(run: Run, suspect: Suspect, method: str, logs, reference_logs, fixed
     steps, each restart read at its own), and what the evaluation measured on restart 0. `fixed`: the runs had
     no stop rule (a fixed number of steps), so each is read at its last step, collapsed or not."""
     thr = run.profile.detection.threshold
-    det = detect_label(
-        [shares_at_stop(log) for log in logs],
-        [[shares_at_stop(log) for log in ref] for ref in reference_logs],
-        thr,
-        exposed=fixed or all(bool(log.attrs.get("collapsed")) for log in logs),
-    )
+    det = detect_exposed(logs, reference_logs, thr, fixed)
     first = logs[0]
     stop = first.attrs.get("stop_epoch")
     target = suspect.attack.single_target if suspect.attack is not None else None
