@@ -89,14 +89,22 @@ def _smoke_rows():
     profile = get_profile("smoke")
     table = zoo.zoo_table(profile)
     suspects = table[table["role"] == "suspect"]
-    section = zoo.section_rows(table, profile.removal.zoo_seeds, profile.removal.attacks)
+    sections = {
+        name: zoo.section_rows(table, config.zoo_seeds, config.attacks)
+        for name, config in (
+            ("recovery", profile.recovery),
+            ("detection", profile.model_detection),
+            ("removal", profile.removal),
+        )
+    }
     return {
         "seed0": set(suspects.loc[suspects["seed"] == 0, "model_id"]),
         "all": set(suspects["model_id"]),
-        "section": set(section["model_id"]),
+        "recovery": set(sections["recovery"]["model_id"]),
+        "removal": set(sections["removal"]["model_id"]),
         "detection": set(zoo_rows(profile, table)["model_id"]),
         "attacks": set(suspects["attack"]),
-        "section_attacks": set(section["attack"]),
+        **{f"{name}_attacks": set(rows["attack"]) for name, rows in sections.items()},
         "table": table,
         "exposure": set(em.section_table(table, em.section("smoke"))["model_id"]),
         "exposure_attacks": set(em.section_table(table, em.section("smoke"))["attack"]),
@@ -117,7 +125,7 @@ TABLES = {
     "04_trigger_recovery.csv": (
         ["model_id", "method", "exposure", "recovered_label", "correct", "asr_on_suspect"],
         ["model_id", "recovered_label", "asr_on_suspect"],
-        "section",
+        "recovery",
         5,
     ),
     "05_model_scores.csv": (
@@ -129,7 +137,7 @@ TABLES = {
     "06_removal.csv": (
         ["model_id", "method", "exposure", "CA_before", "CA", "ASR", "DER"],
         ["model_id", "CA"],
-        "section",
+        "removal",
         9,
     ),
     "07_exposure_methods.csv": (
@@ -193,9 +201,9 @@ SECTION_ATTACKS = {
     "01": "attacks",
     "02": "attacks",
     "03": "attacks",
-    "04": "section_attacks",
-    "05": "section_attacks",
-    "06": "section_attacks",
+    "04": "recovery_attacks",
+    "05": "detection_attacks",
+    "06": "removal_attacks",
     "07": "exposure_attacks",
     "08": "ablation_attacks",
 }

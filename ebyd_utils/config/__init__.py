@@ -8,7 +8,7 @@ Every knob has its unit in a comment. Override any field by keyword::
 `paper` reproduces the official code's recipe (ResNet-18, 60 epochs) on one GPU.
 """
 
-from .profiles import PROFILES, SMOKE_SECTION_ATTACKS, get_profile
+from .profiles import PROFILES, SMOKE_REMOVAL_ATTACKS, SMOKE_SECTION_ATTACKS, get_profile
 from .sections import (
     ANCHOR_ATTACKS,
     IMAGE_ATTACKS,
@@ -28,6 +28,7 @@ from .sections import (
 
 __all__ = [
     "PROFILES",
+    "SMOKE_REMOVAL_ATTACKS",
     "SMOKE_SECTION_ATTACKS",
     "get_profile",
     "PAPER_ATTACKS",
