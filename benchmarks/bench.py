@@ -20,7 +20,9 @@ Measures, on the profile's model and recipe:
        the others from their parts above (exposure score = the profile's CUL restarts + the reading; the
        unlearning detector = one CUL run; Neural Cleanse = its inversion over all classes);
   i)   backdoor removal of one model: each of the profile's methods (plain, on the BadNets suspect; NC unlearning
-       with the trigger NC recovers from it), seconds per model at the profile's budget.
+       with the trigger NC recovers from it), seconds per model at the profile's budget;
+  j)   exposure of one model: each method of expose/ (notebook 07) on the BadNets suspect at the profile's
+       settings, seconds per model and the steps it ran to its stop rule.
 Writes results/benchmarks.csv (columns benchmark, loop, metric, value, unit, profile, dataset, hardware, date);
 rows of other profiles or hardware already in that file are kept.
 """
@@ -47,9 +49,10 @@ from ebyd_utils.data import load_data, resolve_cifar_dir
 from ebyd_utils.defenses import detect_label, mm_bd, recover_trigger, share_variance, shares_at_stop
 from ebyd_utils.defenses.removal import REMOVAL
 from ebyd_utils.experiments import removal
+from ebyd_utils.experiments.exposure_units import method_settings as exposure_settings
 from ebyd_utils.experiments.model_detection import mmbd_settings
 from ebyd_utils.experiments.trigger_recovery import method_settings
-from ebyd_utils.expose import clean_unlearn
+from ebyd_utils.expose import EXPOSURES, clean_unlearn, exposure_method
 from ebyd_utils.train import accuracy, pick_device, train_model
 
 COLUMNS = ["benchmark", "loop", "metric", "value", "unit", "profile", "dataset", "hardware", "date"]
@@ -168,6 +171,7 @@ def main():
     ap.add_argument("--skip-recovery", action="store_true", help="skip the trigger-recovery timing")
     ap.add_argument("--skip-detection", action="store_true", help="skip the MM-BD timing")
     ap.add_argument("--skip-removal", action="store_true", help="skip the removal timings")
+    ap.add_argument("--skip-exposures", action="store_true", help="skip the exposure-method timings")
     ap.add_argument(
         "--reference",
         choices=("memory", "imagefolder"),
@@ -391,6 +395,18 @@ def main():
             )
             sync(device)
             add("removal", method, "seconds_per_model", time.perf_counter() - start, "s")
+
+    # j) exposure of one model, each method of expose/ at the profile's settings (not cached: timed afresh)
+    if not args.skip_exposures:
+        suspect = pipeline.train_suspect(run, "badnets", seed=0)
+        for method in EXPOSURES:
+            fn, exposure_cfg = exposure_method(method, **exposure_settings(profile, method))
+            sync(device)
+            start = time.perf_counter()
+            _, log = fn(suspect.model, data.defense_x, data.defense_y, exposure_cfg, data.num_classes, data.probe_x)
+            sync(device)
+            add("exposure", method, "seconds_per_model", time.perf_counter() - start, "s")
+            add("exposure", method, "steps", log["epoch"].max(), "steps")
 
     # f) a zoo slice built from an empty cache, in-process and over Ray workers
     if args.zoo_models:

@@ -7,6 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from ebyd_utils.expose import EXPOSURES
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -57,3 +59,7 @@ def test_bench_runs_both_loops_and_writes_its_table(tmp_path, cache_dir):
     assert set(detection.index) == {"exposure", "unlearning", "nc", "mmbd"} and (detection > 0).all()
     removal = table[table.benchmark == "removal"].set_index("loop")["value"]
     assert set(removal.index) == {"ft", "fp", "anp", "rnp", "nc_unlearning"} and (removal > 0).all()
+    exposure = table[table.benchmark == "exposure"].set_index(["loop", "metric"])["value"]
+    assert set(exposure.xs("seconds_per_model", level="metric").index) == set(EXPOSURES)  # notebook 07's methods
+    assert (exposure.xs("seconds_per_model", level="metric") > 0).all()
+    assert (exposure.xs("steps", level="metric") >= 1).all()  # each ran at least one epoch or level

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from ..defenses import detect_label, shares_at_stop
+from ..defenses import detect_exposed, detect_label
 from ..pipeline import Run, Suspect, context
 from ..train import class_shares
 
@@ -22,12 +22,7 @@ def detection_rows(
     logs: the suspect's CUL restarts; reference_logs: one list of restarts per reference model;
     *_clean_shares: class shares of the un-exposed models on the probe images."""
     thr = run.profile.detection.threshold
-    with_cul = detect_label(
-        [shares_at_stop(log) for log in logs],
-        [[shares_at_stop(log) for log in ref] for ref in reference_logs],
-        thr,
-        exposed=all(bool(log.attrs.get("collapsed")) for log in logs),
-    )
+    with_cul = detect_exposed(logs, reference_logs, thr)
     without = detect_label(clean_shares, reference_clean_shares, thr)
     rows = []
     for exposure, det in (("CUL", with_cul), ("none", without)):
