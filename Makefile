@@ -7,6 +7,8 @@
 #   make zoo PROFILE=quick WORKERS=2   only build the zoo (every model and CUL run), with a progress bar
 #   make bench PROFILE=quick       our training loop vs. the official-style loop (results/benchmarks.csv)
 #   make data                      put CIFAR-10 into DATA_DIR
+#   make lab [LAB_PORT=8888]       JupyterLab on notebooks/ (as a user or as root), its URL printed first
+#   make docs                      the site, offline, into site/: the README, docs/*.md, the executed notebooks
 PROFILE ?= quick
 DEVICE ?= auto
 DATA_DIR ?= data
@@ -15,6 +17,8 @@ SHARED ?= ../shared
 PYTHON ?= python3
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 WORKERS ?= 0
+LAB_PORT ?= 8888
+LAB_ARGS ?=
 RAY_ADDRESS ?=
 THREADS ?=
 FANOUT := --workers $(WORKERS) $(if $(RAY_ADDRESS),--address $(RAY_ADDRESS)) $(if $(THREADS),--threads $(THREADS))
@@ -24,22 +28,34 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 CIFAR_TAR := $(SHARED)/data/cifar10-jpg.tar.gz
 
-.PHONY: venv install test test-fast lint figures zoo bench lab data clean-cache
+.PHONY: venv install test test-fast lint figures zoo bench lab docs data clean-cache
 
 venv install: $(VENV)/.installed
 
 # A stamp, so a second run costs nothing until pyproject.toml changes. torch first and pinned: it is the
 # large download and the version the results were made with (any recent torch works). The `ray` extra is
 # installed too, for WORKERS=N and for the tests of the fan-out; without WORKERS nothing imports it. The `text`
-# extra (transformers, datasets, the offline MiniLM) is for the text track and its tests.
+# extra (transformers, datasets, the offline MiniLM) is for the text track and its tests; `lab` and `docs` are
+# there for the tests of `make lab` and `make docs` (the browser test also needs Chromium: .ci/run installs it).
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install $(TORCH)
-	$(PIP) install -e '.[dev,ray,text]'
+	$(PIP) install -e '.[dev,ray,text,lab,docs]'
 	touch $@
 
-$(VENV)/.lab-installed: $(VENV)/.installed
-	$(PIP) install -e '.[lab]'
+# `make lab` installs what the notebooks and Lab need (the package with its text extra for notebook 09, JupyterLab,
+# ipywidgets for the progress bars), not the test tools; `make docs` the package and MkDocs. Where `make test` has
+# installed everything, pip finds each requirement met.
+$(VENV)/.lab-installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install $(TORCH)
+	$(PIP) install -e '.[lab,text]'
+	touch $@
+
+$(VENV)/.docs-installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install $(TORCH)
+	$(PIP) install -e '.[docs]'
 	touch $@
 
 test: $(VENV)/.installed
@@ -65,8 +81,15 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/bench.py --profile $(PROFILE) --device $(DEVICE) --data-dir $(DATA_DIR) \
 		--cache-dir $(CACHE_DIR) $(BENCH_ARGS)
 
+# python -m ebyd_utils.lab adds --allow-root where it runs as root (JupyterLab refuses root without it), makes the
+# token and prints the URL; LAB_ARGS go to JupyterLab, e.g. LAB_ARGS="--ip 0.0.0.0 --no-browser" in a container
 lab: $(VENV)/.lab-installed
-	$(VENV)/bin/jupyter lab notebooks/
+	$(PY) -m ebyd_utils.lab --port $(LAB_PORT) --root-dir notebooks $(LAB_ARGS)
+
+# the site (MkDocs + mkdocs-jupyter, mkdocs.yml; docs/running.md says what is in it and why MkDocs), offline, into site/
+docs: $(VENV)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+	@echo "make docs: the site is in site/ (open site/index.html in a browser)"
 
 # CIFAR-10 for the quick and paper profiles: the JPEG copy beside a developer checkout when present;
 # otherwise torchvision downloads it into DATA_DIR on first use when online.

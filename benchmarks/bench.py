@@ -7,6 +7,8 @@ Measures, on the profile's model and recipe:
   a/b) training throughput (img/s) of our loop (`ebyd_utils.train.train_model`: uint8 data resident on the
        device, batch augmentation, bf16, channels_last) and of the reference loop (benchmarks/reference_loop.py:
        PIL images, per-sample torchvision transforms, DataLoader workers, fp32), same number of steps;
+  a2)  the step's efficiency: its achieved GFLOP/s (matmul and convolution FLOPs per step, counted) and their
+       share of the same machine's matmul peak, measured in this run (benchmarks/step_efficiency.py);
   c)   wall time until test CA first reaches --target-ca (evaluation time excluded from the clock);
   d)   Clean Unlearning of one trained model and label detection on its log, seconds per model;
   e)   each notebook's wall time, as written by the notebook runner to results/notebook_times.csv;
@@ -18,7 +20,9 @@ Measures, on the profile's model and recipe:
        the others from their parts above (exposure score = the profile's CUL restarts + the reading; the
        unlearning detector = one CUL run; Neural Cleanse = its inversion over all classes);
   i)   backdoor removal of one model: each of the profile's methods (plain, on the BadNets suspect; NC unlearning
-       with the trigger NC recovers from it), seconds per model at the profile's budget.
+       with the trigger NC recovers from it), seconds per model at the profile's budget;
+  j)   exposure of one model: each method of expose/ (notebook 07) on the BadNets suspect at the profile's
+       settings, seconds per model and the steps it ran to its stop rule.
 Writes results/benchmarks.csv (columns benchmark, loop, metric, value, unit, profile, dataset, hardware, date);
 rows of other profiles or hardware already in that file are kept.
 """
@@ -35,6 +39,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 from reference_loop import PILImages, fp32_accuracy, imagefolder_train, reference_epochs, train_transform
+from step_efficiency import matmul_peak, step_flops
 from tqdm.auto import tqdm
 
 from ebyd_utils import pipeline
@@ -44,9 +49,10 @@ from ebyd_utils.data import load_data, resolve_cifar_dir
 from ebyd_utils.defenses import detect_label, mm_bd, recover_trigger, share_variance, shares_at_stop
 from ebyd_utils.defenses.removal import REMOVAL
 from ebyd_utils.experiments import removal
+from ebyd_utils.experiments.exposure_units import method_settings as exposure_settings
 from ebyd_utils.experiments.model_detection import mmbd_settings
 from ebyd_utils.experiments.trigger_recovery import method_settings
-from ebyd_utils.expose import clean_unlearn
+from ebyd_utils.expose import EXPOSURES, clean_unlearn, exposure_method
 from ebyd_utils.train import accuracy, pick_device, train_model
 
 COLUMNS = ["benchmark", "loop", "metric", "value", "unit", "profile", "dataset", "hardware", "date"]
@@ -165,6 +171,7 @@ def main():
     ap.add_argument("--skip-recovery", action="store_true", help="skip the trigger-recovery timing")
     ap.add_argument("--skip-detection", action="store_true", help="skip the MM-BD timing")
     ap.add_argument("--skip-removal", action="store_true", help="skip the removal timings")
+    ap.add_argument("--skip-exposures", action="store_true", help="skip the exposure-method timings")
     ap.add_argument(
         "--reference",
         choices=("memory", "imagefolder"),
@@ -254,6 +261,19 @@ def main():
         add("train_throughput", loop, "seconds", s, "s")
         add("train_throughput", loop, "steps", steps, "steps")
     add("train_throughput", "ours/reference", "speedup", seconds["reference"] / seconds["ours"], "x")
+    flops = step_flops(
+        new_model().to(device, memory_format=torch.channels_last),
+        data.train_x[pick[: cfg.batch_size].to(device)],
+        data.train_y[pick[: cfg.batch_size].to(device)],
+        cfg.bf16,
+    )
+    peak, dtype = matmul_peak(device)
+    achieved = flops * steps / seconds["ours"] / 1e9
+    add("step_efficiency", "ours", "gflop_per_step", flops / 1e9, "GFLOP")
+    add("step_efficiency", "ours", "achieved_gflops", achieved, "GFLOP/s")
+    add("step_efficiency", f"matmul {dtype}", "peak_gflops", peak, "GFLOP/s")
+    add("step_efficiency", "ours", "share_of_peak", achieved / peak, "ratio")
+    add("step_efficiency", "reference", "achieved_gflops", flops * steps / seconds["reference"] / 1e9, "GFLOP/s")
 
     # c) time to target CA, each loop with the profile's recipe over --max-epochs (the schedule's length)
     if not args.skip_time_to_80:
@@ -375,6 +395,18 @@ def main():
             )
             sync(device)
             add("removal", method, "seconds_per_model", time.perf_counter() - start, "s")
+
+    # j) exposure of one model, each method of expose/ at the profile's settings (not cached: timed afresh)
+    if not args.skip_exposures:
+        suspect = pipeline.train_suspect(run, "badnets", seed=0)
+        for method in EXPOSURES:
+            fn, exposure_cfg = exposure_method(method, **exposure_settings(profile, method))
+            sync(device)
+            start = time.perf_counter()
+            _, log = fn(suspect.model, data.defense_x, data.defense_y, exposure_cfg, data.num_classes, data.probe_x)
+            sync(device)
+            add("exposure", method, "seconds_per_model", time.perf_counter() - start, "s")
+            add("exposure", method, "steps", log["epoch"].max(), "steps")
 
     # f) a zoo slice built from an empty cache, in-process and over Ray workers
     if args.zoo_models:

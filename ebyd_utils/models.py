@@ -141,15 +141,47 @@ class ResNet18(nn.Module):
         return self.head(self.features(x))
 
 
-MODELS = {"fastcnn": FastCNN, "resnet18": ResNet18, "resnet18_imagenet": ResNet18}
+# ----------------------------------------------------------------------------------------- small VGG
+class SmallVGG(nn.Module):
+    """A plain VGG-style CNN (Simonyan & Zisserman 2015, at CIFAR scale): 3x3 conv -> BN -> activation layers
+    and 2x2 max-pools, one conv at each of the first two widths and two at the last, global average pooling and
+    a linear head. No whitening stem, no residuals, no logit scaling: another architecture family at the cost
+    of the FastCNN (~20 M multiply-adds an image at widths 32-64-128), for notebook 08's architecture sweep."""
+
+    def __init__(self, num_classes: int = 10, widths=(32, 64, 128), activation: str = "relu"):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
+        self.normalize = Normalize()
+        layers, c_in = [], 3
+        for i, width in enumerate(widths):
+            for _ in range(2 if i == len(widths) - 1 else 1):
+                layers += [nn.Conv2d(c_in, width, 3, padding=1, bias=False), nn.BatchNorm2d(width)]
+                layers += [ACTIVATIONS[activation]()]
+                c_in = width
+            layers.append(nn.MaxPool2d(2))
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(c_in, num_classes)
+
+    def features(self, x):
+        return self.body(self.normalize(x)).mean(dim=(2, 3))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+MODELS = {"fastcnn": FastCNN, "resnet18": ResNet18, "resnet18_imagenet": ResNet18, "vgg_small": SmallVGG}
 
 
 def build_model(
     name: str, num_classes: int = 10, widths=(64, 128, 256), stem_width: int = 24, activation: str = "gelu"
 ) -> nn.Module:
-    """A model by name; widths, stem_width and activation shape FastCNN (ResNet-18 is fixed)."""
+    """A model by name; widths, stem_width and activation shape FastCNN (widths and activation the small VGG;
+    ResNet-18 is fixed)."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
     if name == "fastcnn":
         return FastCNN(num_classes, widths=tuple(widths), stem_width=stem_width, activation=activation)
+    if name == "vgg_small":
+        return SmallVGG(num_classes, widths=tuple(widths), activation=activation)
     return ResNet18(num_classes, stem="imagenet" if name == "resnet18_imagenet" else "cifar")

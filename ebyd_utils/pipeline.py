@@ -93,7 +93,17 @@ def setup(
     monitor_size: int = DEFAULT_MONITOR_SIZE,
     progress: bool = True,
 ) -> Run:
-    """Load the profile's dataset onto the chosen device: the Run every step of the flow takes."""
+    """Load the profile's dataset onto the chosen device: the Run every step of the flow takes.
+
+    Args:
+        profile: `config.get_profile(name)`.
+        data_dir: where CIFAR-10 (or an ImageFolder) is; ignored by generated data (`smoke`).
+        device: "auto", "cpu" or "cuda[:N]".
+        cache_dir: where units (models, exposures, defenses) are stored and reused.
+        monitor_size: test images the evaluation side logs CA / ASR on during CUL (0: none).
+        progress: show training and unlearning bars.
+    Returns:
+        a `Run`. Raises ValueError on an unknown device, a missing data folder or a bad monitor size."""
     data = load_data(profile.data, data_dir=data_dir, cache_dir=cache_dir, device=pick_device(device))
     return Run(profile, data, str(cache_dir), monitor_size, progress, None if data_dir is None else str(data_dir))
 
@@ -169,7 +179,11 @@ def train_suspect(
 
     `attack` is an Attack or a registry name; a name is built with `attack_params`, its trigger and poison
     choice seeded by the model seed unless attack_params says otherwise. `model_id` names the model in every
-    table (the zoo passes its row's id; empty: derived from the unit's key)."""
+    table (the zoo passes its row's id; empty: derived from the unit's key).
+
+    Returns:
+        a `Suspect`: the trained model (eval mode), its attack (evaluation side only), seed, unit key, record
+        (CA, ASR, RA, poisoned count, seconds, hardware) and model_id."""
     profile, data = run.profile, run.data
     if isinstance(attack, str):
         attack = make_attack(attack, **{"seed": seed, **(attack_params or {})})

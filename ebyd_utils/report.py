@@ -30,8 +30,12 @@ HEADLINE = [
 
 
 def _read(results: Path, name: str) -> pd.DataFrame | None:
+    """A section's CSV (with its models' ids, claims.with_model_id), or None when the section has not run."""
     path = results / name
-    return pd.read_csv(path) if path.exists() else None
+    if not path.exists():
+        return None
+    table = pd.read_csv(path)
+    return claims.with_model_id(table) if {"attack", "seed"} <= set(table.columns) else table
 
 
 def _table(frame: pd.DataFrame, digits: int = 3) -> str:
@@ -54,91 +58,65 @@ def _where(table: pd.DataFrame) -> str:
     return "; ".join(p for p in parts if p)
 
 
+METRIC_COLUMNS = [
+    "detector",
+    "exposure",
+    "roc_auc",
+    "auc_low",
+    "auc_high",
+    "rule_tpr",
+    "rule_fpr",
+    "n_backdoored",
+    "n_clean",
+]
+
+
+def _section(title: str, source: str, *blocks: str) -> list[str]:
+    """A section of the page: its title, where its numbers come from, then each block followed by a blank line."""
+    out = [f"## {title}", "", source, ""]
+    for block in blocks:
+        out += [block, ""]
+    return out
+
+
 def image_sections(results: Path) -> list[str]:
     out = []
     models = _read(results, "01_attacks.csv")
     if models is not None:
-        summary = attacks.attack_summary(models)
-        out += [
-            "## 01 · Attacks",
-            "",
-            f"From `results/01_attacks.csv` ({_where(models)}).",
-            "",
-            _bullets(attacks.attack_lines(summary)),
-            "",
-        ]
+        lines = attacks.attack_lines(attacks.attack_summary(models))
+        out += _section("01 · Attacks", f"From `results/01_attacks.csv` ({_where(models)}).", _bullets(lines))
     log = _read(results, "02_cul_log.csv")
     if log is not None:
-        out += [
-            "## 02 · Clean Unlearning",
-            "",
-            "From `results/02_cul_log.csv`.",
-            "",
-            _bullets(cul.attack_lines(cul.cul_summary(log))),
-            "",
-        ]
+        lines = cul.attack_lines(cul.cul_summary(log))
+        out += _section("02 · Clean Unlearning", "From `results/02_cul_log.csv`.", _bullets(lines))
     detections = _read(results, "03_label_detection.csv")
     if detections is not None:
         summary = label_detection.detection_summary(detections).reset_index()
-        out += [
-            "## 03 · Label detection",
-            "",
-            "From `results/03_label_detection.csv`.",
-            "",
-            _table(summary),
-            "",
-            _bullets(label_detection.attack_lines(detections)),
-            "",
-        ]
+        lines = label_detection.attack_lines(detections)
+        out += _section(
+            "03 · Label detection", "From `results/03_label_detection.csv`.", _table(summary), _bullets(lines)
+        )
     recovered = _read(results, "04_trigger_recovery.csv")
     if recovered is not None:
-        out += [
-            "## 04 · Trigger recovery",
-            "",
-            "From `results/04_trigger_recovery.csv`.",
-            "",
-            _bullets(recovery.recovery_verdicts(recovery.recovery_summary(recovered))),
-            "",
-            _bullets(recovery.attack_lines(recovered)),
-            "",
-        ]
+        verdicts = recovery.recovery_verdicts(recovery.recovery_summary(recovered))
+        lines = recovery.attack_lines(recovered)
+        out += _section(
+            "04 · Trigger recovery", "From `results/04_trigger_recovery.csv`.", _bullets(verdicts), _bullets(lines)
+        )
     metrics = _read(results, "05_detection_metrics.csv")
     per_attack = _read(results, "05_per_attack.csv")
     if metrics is not None:
-        cols = [
-            "detector",
-            "exposure",
-            "roc_auc",
-            "auc_low",
-            "auc_high",
-            "rule_tpr",
-            "rule_fpr",
-            "n_backdoored",
-            "n_clean",
-        ]
-        out += [
-            "## 05 · Model detection",
-            "",
-            "From `results/05_detection_metrics.csv` (ROC AUC with its 95% bootstrap interval over the models).",
-            "",
-            _table(metrics[cols]),
-            "",
-            _bullets(model_detection.verdicts(metrics)),
-        ]
-        out += ["", _bullets(model_detection.attack_lines(per_attack)), ""] if per_attack is not None else [""]
+        source = "From `results/05_detection_metrics.csv` (ROC AUC with its 95% bootstrap interval over the models)."
+        blocks = [_table(metrics[METRIC_COLUMNS]), _bullets(model_detection.verdicts(metrics))]
+        if per_attack is not None:
+            blocks.append(_bullets(model_detection.attack_lines(per_attack)))
+        out += _section("05 · Model detection", source, *blocks)
     repaired = _read(results, "06_removal.csv")
     if repaired is not None:
-        summary = removal.removal_summary(repaired)
-        out += [
-            "## 06 · Removal",
-            "",
-            "From `results/06_removal.csv` (DER: 1 a perfect repair, 0.5 no change).",
-            "",
-            _bullets(removal.removal_verdicts(summary)),
-            "",
-            _bullets(removal.attack_lines(repaired)),
-            "",
-        ]
+        verdicts = removal.removal_verdicts(removal.removal_summary(repaired))
+        lines = removal.attack_lines(repaired)
+        source = "From `results/06_removal.csv` (DER: 1 a perfect repair, 0.5 no change)."
+        out += _section("06 · Removal", source, _bullets(verdicts), _bullets(lines))
     return out
 
 
@@ -147,30 +125,13 @@ def text_sections(results: Path) -> list[str]:
     for path in sorted(results.glob("09_text_detection*.csv")):
         if "summary" in path.name:
             continue
-        detections = pd.read_csv(path)
+        detections = _read(results, path.name)
         name = str(detections["dataset"].iloc[0])
-        out += [
-            f"## 09 · Text, {name}",
-            "",
-            f"From `results/{path.name}` ({_where(detections)}).",
-            "",
-            _bullets(text_detection.attack_lines(detections)),
-            "",
-        ]
+        blocks = [_bullets(text_detection.attack_lines(detections))]
         models = _read(results, path.name.replace("detection", "model_detection"))
         if models is not None:
-            cols = [
-                "detector",
-                "exposure",
-                "roc_auc",
-                "auc_low",
-                "auc_high",
-                "rule_tpr",
-                "rule_fpr",
-                "n_backdoored",
-                "n_clean",
-            ]
-            out += [_table(models[cols]), ""]
+            blocks.append(_table(models[METRIC_COLUMNS]))
+        out += _section(f"09 · Text, {name}", f"From `results/{path.name}` ({_where(detections)}).", *blocks)
     return out
 
 

@@ -6,9 +6,13 @@
 Notebooks run in name order from notebooks/ (cwd = notebooks/, kernel python3) with the parameters PROFILE,
 DEVICE, DATA_DIR, CACHE_DIR, RESULTS_DIR, FIGURES_DIR and PROGRESS; every path is passed absolute (relative ones
 are resolved against the repository root), so a notebook writes to the same place wherever it runs. Progress
-bars are off unless --progress is given: each bar update would be stored in the executed copy. Executed
-copies go to results/executed/<name>.ipynb, and results/notebook_times.csv keeps one row per (notebook,
-profile, hardware): a re-run replaces its row, other rows stay. A notebook may have more runs at a profile with
+bars are off unless --progress is given: each bar update would be stored in the executed copy.
+
+Where a run writes (`core.store.output_dirs`): the committed folders results/ and figures/ hold the quick profile;
+a run at any other profile writes to results/<profile>/ and figures/<profile>/, so a reader's first `smoke` run
+never overwrites the committed quick files. Executed copies go to <results>/executed/<name>.ipynb, and
+<results>/notebook_times.csv keeps one row per (notebook, profile, hardware): a re-run replaces its row, other
+rows stay. A notebook may have more runs at a profile with
 parameters of their own (NOTEBOOK_VARIANTS: notebook 09 on OffensEval, AG's News and IMDB at quick);
 --no-variants skips them, and --only takes name prefixes (09_text selects all four runs, 09_text.ipynb SST-2's).
 
@@ -37,7 +41,7 @@ import pandas as pd
 
 from .config import PROFILES
 from .core.progress import PROGRESS_ENV, Follower
-from .core.store import hardware_name
+from .core.store import hardware_name, output_dirs
 from .train import pick_device
 
 TIME_COLUMNS = ["notebook", "profile", "seconds", "units_at_start", "units_computed", "hardware", "date"]
@@ -115,18 +119,21 @@ def select_notebooks(notebooks_dir: Path, only=()) -> list[Path]:
 
 
 def notebook_parameters(root: Path, profile: str, device: str, data_dir: str, progress: bool = False) -> dict:
-    """The parameters every notebook takes; paths absolute so cwd never matters."""
+    """The parameters every notebook takes; paths absolute so cwd never matters. Results and figures go to the
+    profile's folders (`output_dirs`: results/ and figures/ at quick, results/<profile>/ and figures/<profile>/
+    at any other)."""
 
     def absolute(path):
         return str((root / path).resolve())
 
+    results, figures = output_dirs(profile, base=root)
     return {
         "PROFILE": profile,
         "DEVICE": device,
         "DATA_DIR": absolute(data_dir),
         "CACHE_DIR": absolute("cache"),
-        "RESULTS_DIR": absolute("results"),
-        "FIGURES_DIR": absolute("figures"),
+        "RESULTS_DIR": absolute(results),
+        "FIGURES_DIR": absolute(figures),
         "PROGRESS": progress,
     }
 
@@ -197,6 +204,7 @@ def record_time(times_csv: Path, row: dict) -> pd.DataFrame:
     )
     table = pd.concat([table[~same], pd.DataFrame([row])], ignore_index=True)
     table = table[TIME_COLUMNS].sort_values(["profile", "hardware", "notebook"], ignore_index=True)
+    table = table.astype({"units_at_start": "Int64", "units_computed": "Int64"})  # counts: 5, not 5.0
     times_csv.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(times_csv, index=False)  # plain floats: seconds keep their decimal (write_csv rounds to 4 digits)
     return table
@@ -212,7 +220,7 @@ def main(argv=None) -> int:
         if prebuild_zoo(args, root):
             return 1
         record_time(
-            root / "results" / "notebook_times.csv",
+            Path(params["RESULTS_DIR"]) / "notebook_times.csv",
             {
                 "notebook": "zoo build",
                 "profile": args.profile,
@@ -237,17 +245,15 @@ def main(argv=None) -> int:
                 name = f"{notebook.stem}_{suffix}.ipynb" if suffix else notebook.name
                 if args.only and not any(name.startswith(p) for p in args.only):
                     continue
-                if not run_and_record(root, notebook, name, params, extra, args.profile, hardware, tmp):
+                if not run_and_record(notebook, name, params, extra, args.profile, hardware, tmp):
                     return 1
     return 0
 
 
-def run_and_record(
-    root: Path, notebook: Path, name: str, params: dict, extra: dict, profile: str, hardware: str, tmp: str
-) -> bool:
+def run_and_record(notebook: Path, name: str, params: dict, extra: dict, profile: str, hardware: str, tmp: str) -> bool:
     """One run of `notebook` with params and the variant's `extra` parameters: executed copy
-    results/executed/<name>, its time recorded under <name>; False if it failed."""
-    output = root / "results" / "executed" / name
+    <results>/executed/<name>, its time recorded under <name>; False if it failed."""
+    output = Path(params["RESULTS_DIR"]) / "executed" / name
     print(
         f"[run_notebooks] {name} (profile {profile}{''.join(f', {k}={v}' for k, v in extra.items())}) ...", flush=True
     )
@@ -263,7 +269,7 @@ def run_and_record(
         print(f"[run_notebooks] {name} FAILED; see {output}\n{err}", file=sys.stderr)
         return False
     record_time(
-        root / "results" / "notebook_times.csv",
+        Path(params["RESULTS_DIR"]) / "notebook_times.csv",
         {
             "notebook": name,
             "profile": profile,

@@ -7,11 +7,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from ebyd_utils.expose import EXPOSURES
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_bench_runs_both_loops_and_writes_its_table(tmp_path):
+def test_bench_runs_both_loops_and_writes_its_table(tmp_path, cache_dir):
+    # the session's unit cache: the bench's BadNets model is the smoke zoo's (trained once for the session); its
+    # zoo-build part still times units built from an empty cache of its own
     out = tmp_path / "benchmarks.csv"
     subprocess.run(
         [
@@ -26,7 +30,7 @@ def test_bench_runs_both_loops_and_writes_its_table(tmp_path):
             "--max-epochs",
             "1",
             "--cache-dir",
-            str(tmp_path / "cache"),
+            str(cache_dir),
             "--zoo-models",
             "1",
             "--notebook-times",
@@ -42,6 +46,9 @@ def test_bench_runs_both_loops_and_writes_its_table(tmp_path):
     table = pd.read_csv(out)
     speed = table[table.metric == "images_per_s"].set_index("loop")["value"]
     assert {"ours", "reference"} <= set(speed.index) and (speed > 0).all()
+    efficiency = table[table.benchmark == "step_efficiency"].set_index("metric")["value"]
+    assert efficiency["gflop_per_step"] > 0 and efficiency["peak_gflops"] > 0
+    assert 0 < efficiency["share_of_peak"] < 1.5  # counted FLOPs over a measured peak: a share, not a guess
     assert set(table.profile) == {"smoke"} and table.hardware.notna().all()
     zoo = table[table.benchmark == "zoo_build"].set_index(["loop", "metric"])["value"]
     assert zoo["in-process", "units"] == zoo["ray x2", "units"] == 3  # 1 model + its 2 CUL restarts
@@ -52,3 +59,7 @@ def test_bench_runs_both_loops_and_writes_its_table(tmp_path):
     assert set(detection.index) == {"exposure", "unlearning", "nc", "mmbd"} and (detection > 0).all()
     removal = table[table.benchmark == "removal"].set_index("loop")["value"]
     assert set(removal.index) == {"ft", "fp", "anp", "rnp", "nc_unlearning"} and (removal > 0).all()
+    exposure = table[table.benchmark == "exposure"].set_index(["loop", "metric"])["value"]
+    assert set(exposure.xs("seconds_per_model", level="metric").index) == set(EXPOSURES)  # notebook 07's methods
+    assert (exposure.xs("seconds_per_model", level="metric") > 0).all()
+    assert (exposure.xs("steps", level="metric") >= 1).all()  # each ran at least one epoch or level

@@ -56,7 +56,12 @@ def test_every_image_section_keeps_both_twins_apart(twin_run, twins, references)
         assert table.groupby("model_id").size().tolist() == [per_model, per_model]
 
     both(attacks.model_table(twin_run, suspects), 5)  # CA ASR RA seconds poisoned
-    cul = pd.concat([exposure.exposure_table(twin_run, s, g[0]) for s, g in zip(suspects, logs)])
+    cul = pd.concat(
+        [
+            exposure.exposure_table(twin_run, s, g[0]).assign(target=s.attack.single_target)
+            for s, g in zip(suspects, logs)
+        ]
+    )
     assert set(exposure.cul_summary(cul).index.get_level_values("model_id")) == set(TWINS)
     detections = label_detection.detection_table(twin_run, suspects, logs, refs, ref_logs)
     both(detections, 2)
@@ -110,14 +115,14 @@ def test_every_text_section_keeps_both_twins_apart(text_smoke, text_models, text
     ids = {s.model_id for s in text_twins}
     assert len(ids) == 2 and {s.label for s in text_twins} == {"badnets_word"}
 
-    def both(table):
+    def both(table, same_rows=True):
         assert ids <= set(table["model_id"]), table
         counts = table[table["model_id"].isin(ids)].groupby("model_id").size()
-        assert counts.nunique() == 1, counts
+        assert counts.nunique() == 1 or not same_rows, counts
 
     both(text_attacks.model_table(text_smoke, text_twins, references))
     exposed = text_exposure.expose_zoo(text_smoke, text_twins, references, progress=False)
-    both(text_exposure.log_table(text_smoke, exposed))
+    both(text_exposure.log_table(text_smoke, exposed), same_rows=False)  # each CUL stops at its own epoch
     detections = text_detection.all_detections(text_smoke, exposed)
     both(detections)
     assert len(detections) == 2 * (1 + len(text_smoke.profile.exposures)) * 2  # models x exposures x readings

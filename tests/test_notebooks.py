@@ -35,6 +35,20 @@ EXPECTED = {  # notebook -> files it must write (CSV under results, figure under
         "06_repair_arrows.png",
         "06_der.png",
     ],
+    "07_exposure_methods": [
+        "07_exposure_methods.csv",
+        "07_method_summary.csv",
+        "07_method_ranking.png",
+        "07_method_attack.png",
+    ],
+    "08_ablations": [
+        "08_ablations.csv",
+        "08_feature_view.csv",
+        "08_feature_summary.csv",
+        *[f"08_{s}.png" for s in ("defense_set", "cul_lr", "optimizer", "stop_rule", "bn", "poison_rate")],
+        *[f"08_{s}.png" for s in ("recipe", "architecture")],
+        "08_features_badnets.png",
+    ],
     "09_text": [
         "09_text_models.csv",
         "09_text_exposure_log.csv",
@@ -52,6 +66,7 @@ EXPECTED = {  # notebook -> files it must write (CSV under results, figure under
         "09_removal.png",
         "09_input_defenses.png",
     ],
+    "10_claims": ["10_claims.csv", "10_clean_scores.csv", "10_claims.png"],
     "11_scan_your_model": ["11_scan.csv", "11_scan_report.png"],
 }
 
@@ -68,20 +83,33 @@ def _smoke_rows():
     """The smoke zoo's model ids by what each section runs on (from the zoo table, never typed)."""
     from ebyd_utils import zoo
     from ebyd_utils.config import get_profile
+    from ebyd_utils.experiments import ablations
+    from ebyd_utils.experiments import exposure_methods as em
     from ebyd_utils.experiments.model_detection import zoo_rows
 
     profile = get_profile("smoke")
     table = zoo.zoo_table(profile)
     suspects = table[table["role"] == "suspect"]
-    section = zoo.section_rows(table, profile.removal.zoo_seeds, profile.removal.attacks)
+    sections = {
+        name: zoo.section_rows(table, config.zoo_seeds, config.attacks)
+        for name, config in (
+            ("recovery", profile.recovery),
+            ("detection", profile.model_detection),
+            ("removal", profile.removal),
+        )
+    }
     return {
         "seed0": set(suspects.loc[suspects["seed"] == 0, "model_id"]),
         "all": set(suspects["model_id"]),
-        "section": set(section["model_id"]),
+        "recovery": set(sections["recovery"]["model_id"]),
+        "removal": set(sections["removal"]["model_id"]),
         "detection": set(zoo_rows(profile, table)["model_id"]),
         "attacks": set(suspects["attack"]),
-        "section_attacks": set(section["attack"]),
+        **{f"{name}_attacks": set(rows["attack"]) for name, rows in sections.items()},
         "table": table,
+        "exposure": set(em.section_table(table, em.section("smoke"))["model_id"]),
+        "exposure_attacks": set(em.section_table(table, em.section("smoke"))["attack"]),
+        "ablation_attacks": {"clean", *ablations.GRIDS["smoke"]["attacks"]},
     }
 
 
@@ -98,7 +126,7 @@ TABLES = {
     "04_trigger_recovery.csv": (
         ["model_id", "method", "exposure", "recovered_label", "correct", "asr_on_suspect"],
         ["model_id", "recovered_label", "asr_on_suspect"],
-        "section",
+        "recovery",
         5,
     ),
     "05_model_scores.csv": (
@@ -110,8 +138,14 @@ TABLES = {
     "06_removal.csv": (
         ["model_id", "method", "exposure", "CA_before", "CA", "ASR", "DER"],
         ["model_id", "CA"],
-        "section",
+        "removal",
         9,
+    ),
+    "07_exposure_methods.csv": (
+        ["model_id", "method", "CA", "ASR", "target_share", "detected_label", "score", "flagged", "correct"],
+        ["model_id", "score", "flagged", "correct", "CA"],
+        "exposure",
+        9,  # "none" and the eight methods of expose/
     ),
 }
 
@@ -135,15 +169,44 @@ def check_tables(stem: str, results) -> None:
         for column in ("ASR", "DER"):
             if column in table:
                 assert table.loc[table["attack"] != "clean", column].notna().all(), f"{name}: NaN {column}"
+    if stem.startswith("07"):
+        check_exposure_methods(pd.read_csv(results / "07_exposure_methods.csv"))
+    if stem.startswith("08"):
+        check_ablations(pd.read_csv(results / "08_ablations.csv"), pd.read_csv(results / "08_feature_summary.csv"))
+
+
+def check_exposure_methods(table) -> None:
+    """Notebook 07 at smoke: CUL exposes the BadNets model (flagged with its target) where the same rule on the
+    un-exposed model does not, and flags no clean control; every method's row says whether it collapsed."""
+    by = table.set_index(["method", "attack"])
+    assert by.loc[("cul", "badnets"), "correct"] and not by.loc[("none", "badnets"), "flagged"]
+    assert not by.loc[("cul", "clean"), "flagged"]
+    assert by.loc[("cul", "badnets"), "target_share"] > by.loc[("none", "badnets"), "target_share"] + 0.2
+    assert table["collapsed"].isin([True, False]).all() and (table["seconds"] >= 0).all()
+
+
+def check_ablations(table, features) -> None:
+    """Notebook 08 at smoke: every point of every sweep holds its backdoored models and a clean control, read
+    against the point's references; the feature view has both panels."""
+    from ebyd_utils.experiments import ablations
+
+    assert set(table["sweep"]) == set(ablations.SWEEPS)
+    for (sweep, label), point in table.groupby(["sweep", "label"]):
+        assert set(point["role"]) == {"suspect", "control"}, f"{sweep} {label}: no clean control"
+        assert (point["n_reference"] >= 1).all() and point["score"].notna().all()
+    assert (table.loc[table["role"] == "control", "attack"] == "clean").all()
+    assert list(features["when"]) == ["before CUL", "after CUL"]
 
 
 SECTION_ATTACKS = {
     "01": "attacks",
     "02": "attacks",
     "03": "attacks",
-    "04": "section_attacks",
-    "05": "section_attacks",
-    "06": "section_attacks",
+    "04": "recovery_attacks",
+    "05": "detection_attacks",
+    "06": "removal_attacks",
+    "07": "exposure_attacks",
+    "08": "ablation_attacks",
 }
 
 
@@ -156,7 +219,9 @@ def check_verdict(notebook, executed) -> None:
         return
     assert len(cells) == 1, f"{notebook.name} has no verdict cell (a code cell tagged 'verdict')"
     text = "".join(o.get("text", "") for o in cells[0].outputs)
-    if notebook.stem.startswith("09"):
+    if notebook.stem.startswith("10"):
+        expected = {"1 label detection", "3 model detection", "4 removal"}  # the claims every smoke run reads
+    elif notebook.stem.startswith("09"):
         from ebyd_utils.text.config import get_text_profile
 
         expected = set(get_text_profile("smoke").attacks)

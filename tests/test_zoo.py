@@ -276,7 +276,7 @@ def test_make_figures_shows_unit_progress_in_the_terminal_not_in_the_notebook(tm
     out, err = capfd.readouterr()
     assert "00_probe: model 1/1: done" in out + err  # the unit line reached the terminal
     assert "without encryption" not in out + err  # kernels talk over IPC, not TCP
-    executed = (tmp_path / "results" / "executed" / "00_probe.ipynb").read_text()
+    executed = (tmp_path / "results" / "smoke" / "executed" / "00_probe.ipynb").read_text()  # smoke: its own folder
     assert "a cell output" in executed and "model 1/1" not in executed.replace("report('model 1/1: done')", "")
 
 
@@ -295,10 +295,10 @@ def test_a_notebook_variant_runs_again_with_its_own_parameters(tmp_path, monkeyp
     monkeypatch.setattr(run_notebooks, "NOTEBOOK_VARIANTS", {("00_probe", "smoke"): (("other", {"DATASET": "x"}),)})
     args = ["--profile", "smoke", "--root", str(tmp_path), "--device", "cpu", "--no-prebuild"]
     assert run_notebooks.main(args) == 0
-    executed = tmp_path / "results" / "executed"
+    executed = tmp_path / "results" / "smoke" / "executed"  # a smoke run writes under results/smoke/
     assert "dataset=default" in (executed / "00_probe.ipynb").read_text()
     assert "dataset=x" in (executed / "00_probe_other.ipynb").read_text()
-    times = pd.read_csv(tmp_path / "results" / "notebook_times.csv")
+    times = pd.read_csv(tmp_path / "results" / "smoke" / "notebook_times.csv")
     assert set(times["notebook"]) == {"00_probe.ipynb", "00_probe_other.ipynb"}
     for copy in executed.iterdir():
         copy.unlink()
@@ -307,3 +307,11 @@ def test_a_notebook_variant_runs_again_with_its_own_parameters(tmp_path, monkeyp
     (executed / "00_probe.ipynb").unlink()
     assert run_notebooks.main([*args, "--only", "00_probe_other"]) == 0  # the variant alone, by its name
     assert [c.name for c in executed.iterdir()] == ["00_probe_other.ipynb"]
+
+
+@pytest.mark.parametrize("name", sorted(__import__("ebyd_utils.config", fromlist=["PROFILES"]).PROFILES))
+def test_every_profiles_committed_zoo_table_is_what_its_profile_builds(name, tmp_path):
+    # results/zoo_<profile>.csv is what a reader opens to see which models a profile trains: it must not drift
+    profile = get_profile(name)
+    written = zoo.write_table(zoo.zoo_table(profile), profile, tmp_path)
+    assert Path(written).read_text() == (REPO / "results" / f"zoo_{name}.csv").read_text()

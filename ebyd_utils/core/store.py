@@ -24,6 +24,20 @@ import torch
 from safetensors.torch import load_file, save_file
 
 ROW_KEYS = ("profile", "dataset", "hardware", "seed")  # columns every tidy row carries
+COMMITTED_PROFILE = "quick"  # the profile whose tables and figures results/ and figures/ hold (committed)
+
+
+def output_dirs(profile: str, results_dir="auto", figures_dir="auto", base="..") -> tuple[Path, Path]:
+    """Where a run at `profile` writes its tables and figures. "auto" (the notebooks' default): base/results and
+    base/figures at the committed profile (quick), base/results/<profile> and base/figures/<profile> at any other,
+    so that a smoke or paper run never overwrites the committed quick files. A folder given by name is used as is."""
+
+    def pick(folder, name: str) -> Path:
+        if str(folder) != "auto":
+            return Path(folder)
+        return Path(base) / name if profile == COMMITTED_PROFILE else Path(base) / name / profile
+
+    return pick(results_dir, "results"), pick(figures_dir, "figures")
 
 
 def cache_key(*parts) -> str:

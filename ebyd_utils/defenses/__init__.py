@@ -15,7 +15,7 @@ The experiments that run these over a zoo and score them with the truth are the 
 `ebyd_utils/experiments/` (one module per notebook section, named as the task is here).
 """
 
-from .label_detection import LabelDetection, detect_label, share_excess, shares_at_stop
+from .label_detection import LabelDetection, detect_exposed, detect_label, share_excess, shares_at_stop
 from .model_detection.mm_bd import MMBDConfig, MMBDResult, mm_bd, mm_bd_p_value
 from .model_detection.unlearning_detector import ShareVariance, share_variance
 from .outliers import anomaly_indices
@@ -35,6 +35,7 @@ __all__ = [
     "TRIGGER_RECOVERY",
     "anomaly_indices",
     "bti_dbf",
+    "detect_exposed",
     "detect_label",
     "mm_bd",
     "mm_bd_p_value",

@@ -90,3 +90,15 @@ def detect_label(shares, reference_shares=None, threshold: float = 0.1, exposed:
     flagged = exposed and score >= threshold
     verdict = "backdoor target" if flagged else ("not flagged (low confidence)" if exposed else "not exposed")
     return LabelDetection(label, score, flagged, verdict, threshold, excess.tolist())
+
+
+def detect_exposed(logs, reference_logs, threshold: float = 0.1, fixed: bool = False) -> LabelDetection:
+    """detect_label on exposed models: the probe shares of each of the suspect's exposure restarts at its stop
+    step, against each reference's restarts exposed the same way; "not exposed" unless every restart reached
+    its stop rule (`fixed`: the runs had none, each is read at its last step)."""
+    return detect_label(
+        [shares_at_stop(log) for log in logs],
+        [[shares_at_stop(log) for log in ref] for ref in reference_logs],
+        threshold,
+        exposed=fixed or all(bool(log.attrs.get("collapsed")) for log in logs),
+    )

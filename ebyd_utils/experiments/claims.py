@@ -124,7 +124,24 @@ def removal(repaired: pd.DataFrame, method: str, exposure: str = "CUL") -> pd.Da
     return _pairs(d, "DER", exposure)
 
 
+def with_model_id(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with its models' ids. Tables written before every row carried one name a per-attack zoo row as the
+    zoo did, `<attack>-s<seed>` (results/zoo_<profile>.csv): the id is rebuilt from those two columns, and refused
+    where two rows of one (attack, seed, exposure, method) would then merge. Label-detection rows of that time get
+    `measurable` from their verdict ("not exposed")."""
+    if "verdict" in table and "measurable" not in table:  # written before the column: "not exposed" was its mark
+        table = table.assign(measurable=table["verdict"] != "not exposed")
+    if "model_id" in table:
+        return table
+    ids = table["attack"].astype(str) + "-s" + table["seed"].astype(str)
+    keys = [c for c in ("exposure", "method", "reading", "detector", "metric", "epoch", "class") if c in table]
+    if pd.concat([ids, table[keys]], axis=1).duplicated().any():
+        raise ValueError("this table has no model_id and two models share an (attack, seed): rerun its notebook")
+    return table.assign(model_id=ids)
+
+
 def _pairs(table: pd.DataFrame, value: str, exposure: str) -> pd.DataFrame:
+    table = with_model_id(table)
     keys = ["dataset", "model_id", "attack"]
     wide = table[table["exposure"].isin([exposure, "none"])].pivot_table(
         index=keys, columns="exposure", values=value, aggfunc="first"
@@ -144,14 +161,10 @@ def model_detection(scores: pd.DataFrame, detector: str = "exposure", seed: int 
         wide = g.pivot_table(index=["model_id", "backdoored"], columns="exposure", values="score").reset_index()
         y = wide["backdoored"].astype(int).to_numpy()
         a_with, a_without = (roc_auc_score(y, wide[e]) for e in ("CUL", "none"))
-        rng = np.random.default_rng(seed)
         pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-        diffs = []
-        for _ in range(BOOTSTRAP):
-            idx = np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
-            diffs.append(
-                roc_auc_score(y[idx], wide["CUL"].to_numpy()[idx]) - roc_auc_score(y[idx], wide["none"].to_numpy()[idx])
-            )
+        rng = np.random.default_rng(seed)
+        p, q = rng.choice(pos, (BOOTSTRAP, len(pos))), rng.choice(neg, (BOOTSTRAP, len(neg)))
+        diffs = _auc(wide["CUL"].to_numpy(), p, q) - _auc(wide["none"].to_numpy(), p, q)
         low, high = np.quantile(diffs, [(1 - LEVEL) / 2, 1 - (1 - LEVEL) / 2])
         n = len(wide)
         rows.append(
@@ -171,6 +184,12 @@ def model_detection(scores: pd.DataFrame, detector: str = "exposure", seed: int 
             }
         )
     return rows
+
+
+def _auc(score: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    """ROC AUC of every resample at once (rows of model indices): P(backdoored > clean), ties count half."""
+    a, b = score[pos][:, :, None], score[neg][:, None, :]
+    return (a > b).mean((1, 2)) + 0.5 * (a == b).mean((1, 2))
 
 
 def claims_table(results_dir) -> pd.DataFrame:
@@ -225,6 +244,7 @@ def clean_scores(results_dir) -> pd.DataFrame:
     frames = []
     if (r / "03_label_detection.csv").exists():
         d = pd.read_csv(r / "03_label_detection.csv")
+        d = with_model_id(d)
         frames.append(d[~d["backdoored"] & (d["exposure"] == "CUL")][["model_id", "score", "threshold"]])
     if (r / "05_model_scores.csv").exists():
         s = pd.read_csv(r / "05_model_scores.csv")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from ..defenses import detect_label, shares_at_stop
+from ..defenses import detect_exposed, detect_label
 from ..pipeline import Run, Suspect, context
 from ..train import class_shares
 
@@ -22,12 +22,7 @@ def detection_rows(
     logs: the suspect's CUL restarts; reference_logs: one list of restarts per reference model;
     *_clean_shares: class shares of the un-exposed models on the probe images."""
     thr = run.profile.detection.threshold
-    with_cul = detect_label(
-        [shares_at_stop(log) for log in logs],
-        [[shares_at_stop(log) for log in ref] for ref in reference_logs],
-        thr,
-        exposed=all(bool(log.attrs.get("collapsed")) for log in logs),
-    )
+    with_cul = detect_exposed(logs, reference_logs, thr)
     without = detect_label(clean_shares, reference_clean_shares, thr)
     rows = []
     for exposure, det in (("CUL", with_cul), ("none", without)):
@@ -56,8 +51,16 @@ def detection_rows(
 def detection_table(run: Run, zoo, zoo_logs, references, reference_logs) -> pd.DataFrame:
     """detection_rows for every model of the zoo (with and without CUL), with the evaluation's truth:
     `backdoored`, and `correct` = flagged with the true target (an integer column, empty for clean and
-    all-to-all models). zoo_logs / reference_logs: each model's CUL restarts (expose_restarts). A model whose
-    CUL never collapsed is `measurable` False with its reason: not read, rather than read as clean."""
+    all-to-all models). A model whose CUL never collapsed is `measurable` False with its reason: not read, rather
+    than read as clean.
+
+    Args:
+        run: the flow's context; its profile's detection settings (threshold, restarts) apply.
+        zoo, zoo_logs: the suspects and, per suspect, its CUL restarts (`zoo.exposures`).
+        references, reference_logs: the defender's clean references and their CUL restarts.
+    Returns:
+        one row per model and exposure ("CUL", "none"): model_id, attack, seed, detected_label, score, flagged,
+        verdict, measurable, threshold, true_target, backdoored, correct."""
     data = run.data
     reference_clean_shares = [class_shares(r.model, data.probe_x, data.num_classes) for r in references]
     rows = [

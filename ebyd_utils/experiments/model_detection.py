@@ -96,8 +96,15 @@ def nc_reading(result) -> tuple[float, bool, int]:
 
 
 def model_scores(run: Run, rows: pd.DataFrame, suspects, logs, references, reference_logs) -> pd.DataFrame:
-    """Every detector of the profile on every model (rows = its zoo rows, suspects = its models, logs = their
-    CUL restarts), on the suspect ("none") and on the exposed model ("CUL"). Evaluation adds `backdoored`."""
+    """Every detector of the profile on every model, on the suspect ("none") and on the exposed model ("CUL").
+
+    Args:
+        run: the flow's context; profile.model_detection names the detectors and budgets.
+        rows, suspects, logs: the scored models' zoo rows, the models, and their CUL restarts (`zoo.exposures`).
+        references, reference_logs: the defender's clean references and their CUL restarts.
+    Returns:
+        one row per (model, detector, exposure): model_id, role, attack, seed, target, rate, backdoored (the
+        evaluation's truth), score, flagged, label, seconds, label_is_target."""
     profile, data = run.profile, run.data
     detectors = check_detectors(profile.model_detection.detectors)
     thr = profile.detection.threshold

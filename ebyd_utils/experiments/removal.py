@@ -138,7 +138,14 @@ def runs(profile: Profile, suspect: Suspect, exposed_model, exposed_key: str) ->
 
 def removal_table(run: Run, suspects, exposed: list, test_size: int = 2000) -> pd.DataFrame:
     """Every method and variant on every suspect: CA / ASR / RA before and after, DER, seconds (one row each).
-    exposed: per suspect, (exposed model, its CUL unit key)."""
+
+    Args:
+        run: the flow's context; profile.removal names the methods and budgets.
+        suspects: the models to repair; exposed: per suspect, (exposed model, its CUL unit key).
+        test_size: random test images CA / ASR / RA are measured on.
+    Returns:
+        one row per (model, method, exposure): model_id, attack, seed, CA_before, CA, ASR_before, ASR, RA_before,
+        RA, DER (backdoored models), n_pruned, seconds."""
     test = subset_test(run.data, test_size)
     rows, start = [], time.perf_counter()
     for k, (suspect, (exposed_model, exposed_key)) in enumerate(zip(suspects, exposed), 1):

@@ -42,6 +42,12 @@ def make_optimizer(params, cfg: CULConfig, fused: bool = False):
     raise ValueError(f"unknown CUL optimizer {cfg.optimizer!r}; choose 'adam' or 'sgd'")
 
 
+def check_not_empty(defense_x) -> None:
+    """The defense set holds at least one image (or text row): an exposure without clean data is no exposure."""
+    if defense_x is None or len(defense_x) == 0:
+        raise ValueError("the defense set is empty: an exposure needs at least one labelled clean input")
+
+
 def _log_row(model, epoch, defense_x, defense_y, probe_x, num_classes, monitor) -> dict:
     defense_preds = predict(model, defense_x)  # one pass gives the accuracy and the shares
     row = {"epoch": epoch, "defense_acc": (defense_preds == defense_y).float().mean().item()}
@@ -73,6 +79,7 @@ def clean_unlearn(
     The suspect model itself is left untouched. Only parameters with requires_grad ascend, so a caller may
     freeze part of the model first (the text track's layer choices). Inputs are images or tokens.
     """
+    check_not_empty(defense_x)
     check_inputs(defense_x, "defense inputs")
     if probe_x is not None:
         check_inputs(probe_x, "probe inputs")

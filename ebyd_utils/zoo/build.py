@@ -29,7 +29,13 @@ from .table import attack_of, zoo_table
 # ------------------------------------------------------------------------------ models and exposures
 def models(run: Run, rows: pd.DataFrame) -> list[Suspect]:
     """The models of these zoo rows (trained, or loaded from the cache), in the rows' order, each named by its
-    row's model_id."""
+    row's model_id.
+
+    Args:
+        run: the flow's context (`pipeline.setup`).
+        rows: rows of `zoo_table(profile)` (e.g. `table.query("role == 'suspect'")`).
+    Returns:
+        one `pipeline.Suspect` per row."""
     return _each(
         rows.to_dict("records"),
         "model",

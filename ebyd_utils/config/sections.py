@@ -1,12 +1,5 @@
-"""Profiles as data: one frozen dataclass per concern, one literal structure per profile.
-
-Every knob has its unit in a comment. Override any field by keyword::
-
-    cfg = get_profile("quick", train=dict(epochs=12), cul=dict(lr=1e-3))
-
-`smoke` runs in seconds on generated data (tests), `quick` on real CIFAR-10 on one CPU,
-`paper` reproduces the official code's recipe (ResNet-18, 60 epochs) on one GPU.
-"""
+"""The sections of a profile: one frozen dataclass per concern (data, training, CUL, detection, recovery, zoo,
+model detection, removal), every knob with its unit in a comment; and the helpers that override and flatten them."""
 
 from __future__ import annotations
 
@@ -155,143 +148,12 @@ class Profile:
     removal: RemovalConfig = field(default_factory=RemovalConfig)
 
 
-# at smoke, notebooks 04-06 run on these of the zoo's attacks only (keeps the test suite within its budget): a
-# patch, a blend, a warp and an all-to-all model (smoke tests the flow; quick runs every attack through 04-06)
-SMOKE_SECTION_ATTACKS = ("badnets", "blend", "wanet", "badnets-all2all")
-
-PROFILES: dict[str, Profile] = {
-    "smoke": Profile(
-        name="smoke",
-        data=DataConfig(dataset="synthetic", defense_size=200, probe_size=300, train_subset=0),
-        # measured over 6 seeds on the generated data: BadNets learned in 5 (ASR >= 0.99), exposed and named in
-        # all 6 (excess 0.48-0.74); 6 clean models scored 0.07-0.24, hence the threshold 0.35
-        train=TrainConfig(
-            model="fastcnn",
-            widths=(32, 64, 128),
-            epochs=10,
-            batch_size=100,
-            lr=0.3,
-            momentum=0.85,
-            crop_pad=0,
-            flip=False,
-        ),
-        cul=CULConfig(optimizer="adam", lr=3e-4, epochs=30, batch_size=100, stop_acc=0.15, bn_eval=False),
-        detection=DetectionConfig(n_reference=2, threshold=0.35, restarts=2),
-        # the four first attacks at 2 seeds, every other image attack and BadNets all-to-all at seed 0 (notebooks
-        # 01-03 show them all; tests/test_attack_zoo.py states each one's ASR); the trained components at budgets
-        # of seconds. Model detection scores the seed-0 rows of SMOKE_SECTION_ATTACKS and 2 more clean + 2 drawn
-        zoo=ZooConfig(
-            seeds=(0, 1),
-            one_seed_attacks=IMAGE_ATTACKS[4:],
-            all_to_all=("badnets",),
-            extra_clean=2,
-            drawn=2,
-            attack_params={
-                "lc": {"fit_images": 0, "surrogate_epochs": 2},
-                "iad": {"fit_images": 0, "mask_epochs": 1, "epochs": 2},
-                "ssba": {"fit_images": 0, "epochs": 3},
-            },
-        ),
-        # a test of the flow, not of the methods (tests/test_trigger_recovery.py measures those at their defaults)
-        recovery=RecoveryConfig(nc_epochs=10, bti_generator_steps=30, zoo_seeds=(0,), attacks=SMOKE_SECTION_ATTACKS),
-        model_detection=ModelDetectionConfig(
-            zoo_seeds=(0,), mmbd_steps=30, mmbd_starts=4, bootstrap=500, attacks=SMOKE_SECTION_ATTACKS
-        ),
-        removal=RemovalConfig(finetune_epochs=5, anp_iterations=50, zoo_seeds=(0,), attacks=SMOKE_SECTION_ATTACKS),
-    ),
-    "quick": Profile(
-        name="quick",
-        data=DataConfig(dataset="cifar10"),
-        # ReLU and a 16-channel stem: ~30% faster steps than airbench's GELU/24 and a stronger exposure
-        # (measured on 2 clean + 2 BadNets + 2 Blend models: excess 0.46-0.55 vs 0.21-0.41, clean <= 0.03)
-        train=TrainConfig(
-            model="fastcnn",
-            widths=(32, 64, 128),
-            stem_width=16,
-            activation="relu",
-            epochs=4,
-            batch_size=500,
-            lr=1.0,
-            momentum=0.85,
-        ),
-        # BN on batch statistics and Adam 3e-4: chosen by benchmarks/exposure_fidelity.py (the official
-        # running-statistics mode collapsed clean models onto one class; see README)
-        cul=CULConfig(optimizer="adam", lr=3e-4, epochs=30, batch_size=128, stop_acc=0.2, bn_eval=False),
-        detection=DetectionConfig(n_reference=2, threshold=0.12, restarts=2),
-        # every image attack at one seed, BadNets also all-to-all; model detection adds 4 clean + 2 drawn models:
-        # 5 clean, 17 backdoored. One seed keeps `make figures` within ~2 h on 2 cores (README, "Budget")
-        zoo=ZooConfig(attacks=IMAGE_ATTACKS, seeds=(0,), all_to_all=("badnets",), extra_clean=4, drawn=2),
-        # NC only: BTI-DBF did not recover triggers at a CPU budget (named the target in 0.5 of runs with and
-        # without exposure; README) and would add ~13 min for 16 models; the paper profile runs both
-        recovery=RecoveryConfig(methods=("nc",), nc_epochs=50, bti_generator_steps=200),
-    ),
-    "paper": Profile(
-        name="paper",
-        data=DataConfig(dataset="cifar10"),
-        train=TrainConfig(
-            model="resnet18",
-            epochs=60,
-            batch_size=128,
-            lr=0.1,
-            schedule="multistep",
-            milestones=(30, 45),
-            crop_pad=4,
-            weight_decay=5e-4,
-        ),
-        cul=CULConfig(optimizer="adam", lr=1e-5, epochs=20, batch_size=128, stop_acc=0.2),
-        detection=DetectionConfig(n_reference=2, threshold=0.10),
-        # 3 seeds x (4 attacks + clean) + 2 references = 17 models of ~4 min each on one H200 (measured: 245 s
-        # for BadNets ResNet-18, 60 epochs); 3 trainings share one GPU at no loss (results/gpu/gpu_packing.csv)
-        # model detection adds 9 clean + 8 drawn: 12 clean, 20 backdoored (~34 models, ~50 min at 3 a GPU)
-        # the other image attacks and BadNets all-to-all at seed 0: 11 more models, ~45 min at 3 a GPU
-        zoo=ZooConfig(
-            seeds=(0, 1, 2), one_seed_attacks=IMAGE_ATTACKS[4:], all_to_all=("badnets",), extra_clean=9, drawn=8
-        ),
-    ),
-    # the ImageNet subset (Imagenette by default, any ImageFolder by DATA_DIR) on one GPU: ResNet-18 with its
-    # ImageNet stem at 224 px, the CIFAR recipe's schedule; triggers sized to the resolution (BadNets and
-    # Trojan: the CIFAR patch scaled by 7, 3 -> 21 and 6 -> 42 px). Not measured yet (no GPU run).
-    "paper-imagenette": Profile(
-        name="paper-imagenette",
-        data=DataConfig(dataset="imagenette", resolution=224),
-        train=TrainConfig(
-            model="resnet18_imagenet",
-            epochs=60,
-            batch_size=128,
-            lr=0.1,
-            schedule="multistep",
-            milestones=(30, 45),
-            crop_pad=28,
-            weight_decay=5e-4,
-        ),
-        cul=CULConfig(optimizer="adam", lr=1e-5, epochs=20, batch_size=128, stop_acc=0.2),
-        detection=DetectionConfig(n_reference=2, threshold=0.10),
-        zoo=ZooConfig(
-            attacks=IMAGE_ATTACKS,
-            seeds=(0,),
-            all_to_all=("badnets",),
-            extra_clean=4,
-            drawn=0,
-            attack_params={"badnets": {"size": 21}, "trojan": {"size": 42}},
-        ),
-    ),
-}
-
-
 def _override(obj, changes: dict):
     allowed = {f.name for f in dataclasses.fields(obj)}
     unknown = set(changes) - allowed
     if unknown:
         raise ValueError(f"unknown setting(s) {sorted(unknown)} for {type(obj).__name__}; allowed: {sorted(allowed)}")
     return dataclasses.replace(obj, **changes)
-
-
-def get_profile(name: str, **overrides) -> Profile:
-    """Return profile `name`, with sections overridden by dicts (data=, train=, cul=, detection=, zoo=,
-    recovery=) or fields."""
-    if name not in PROFILES:
-        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
-    return override(PROFILES[name], overrides)
 
 
 def override(profile, overrides: dict):

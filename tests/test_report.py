@@ -1,0 +1,60 @@
+"""Results written from the data: the report is deterministic, the committed page and the README's headline table
+are what the committed CSVs give, and the claims' verdict rule says what it says."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ebyd_utils import report
+from ebyd_utils.experiments import claims
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_the_verdict_rule_on_hand_made_intervals():
+    assert claims.verdict(0.05, 0.4, 5) == "supported"  # wholly above 0
+    assert claims.verdict(-0.1, 0.4, 5).startswith("not shown")  # across 0
+    assert claims.verdict(-0.4, -0.05, 5) == "reversed"  # wholly below 0
+    assert claims.verdict(0.5, 0.9, 2) == "not shown (n = 2 < 3)"  # n = 1 or 2 never supports anything
+
+
+def test_paired_rows_take_the_mean_difference_and_a_seeded_interval():
+    pairs = pd.DataFrame(
+        {
+            "dataset": "d",
+            "model_id": list("abcd"),
+            "attack": ["badnets", "blend", "trojan", "sig"],
+            "with": [1.0, 1.0, 1.0, 0.0],
+            "without": [0.0, 0.0, 0.0, 0.0],
+        }
+    )
+    rows = claims.paired_rows(pairs, "1 label detection", "CUL", "flagged")
+    overall = rows[0]
+    assert overall["family"] == "all" and overall["effect"] == 0.75 and overall["n"] == 4
+    assert 0 <= overall["low"] < 0.75 < overall["high"] <= 1
+    assert rows == claims.paired_rows(pairs, "1 label detection", "CUL", "flagged")  # seeded: the same interval
+    assert {r["family"] for r in rows} == {"all", "patch", "blend", "clean-label"}
+
+
+def test_the_report_is_deterministic_and_the_committed_page_is_what_the_csvs_give(tmp_path):
+    first = report.write(REPO / "results", tmp_path / "a", readme="")
+    second = report.write(REPO / "results", tmp_path / "b", readme="")
+    assert first == second
+    committed = (REPO / "docs" / "results.md").read_text()
+    assert committed == first, "docs/results.md differs from the CSVs: run python -m ebyd_utils.report"
+
+
+def test_the_readmes_headline_table_is_the_reports():
+    text = (REPO / "README.md").read_text()
+    start, end = report.MARKERS
+    block = text.split(start, 1)[1].split(end, 1)[0].strip()
+    assert block == report.headline(claims.claims_table(REPO / "results")).strip()
+    assert len(text.splitlines()) <= 150
+
+
+def test_a_readme_without_markers_is_refused(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# no markers\n")
+    with pytest.raises(ValueError, match="markers"):
+        report.update_readme(readme, "| a |")
