@@ -12,8 +12,10 @@ two corner patches, a one-pixel frame; targets other than 0). Each model is save
 scanned through `ebyd_utils.scan.scan`, exactly as a user's file would be, with references="train" so that both
 readings are computed on every model.
 
-Budget: the smoke-sized FastCNN (32-64-128) on the generated data (profile smoke, data "synthetic"): 12 models
-of ~150 steps each. Models, scans and reports are cached under --cache-dir, so a rerun only summarises.
+Two arms, each of 12 models (6 clean, 6 backdoored), run one at a time (--profile): `smoke`, the smoke-sized FastCNN
+on the generated data (minutes), and `quick`, the quick FastCNN on CIFAR-10 (about an hour on 2 CPU cores), whose
+recipes depart from the quick one at most 1.5x its cost. Models, scans and reports are cached under --cache-dir, so
+a rerun only summarises; a run replaces its own profile's rows in the CSV and keeps the other's.
 
 Writes results/scan_trained_elsewhere.csv (one row per model and reading), results/scan_trained_elsewhere_summary.csv
 (per reading: false flags on clean models with the exact 95% interval, TPR with the right label, ROC AUC with its
@@ -131,28 +133,59 @@ class Frame(Attack):
 
 
 # ------------------------------------------------------------------------------------ recipes not ours
-RECIPES = {  # name -> TrainConfig overrides of the smoke recipe, or "adamw" (another optimiser altogether)
-    "adamw": "adamw",
-    "epochs20": {"epochs": 20},
-    "label_smoothing": {"label_smoothing": 0.1},
-    "crop_flip": {"crop_pad": 3, "flip": True},
-    "ema": {"ema_decay": 0.98, "epochs": 12},
-    "wide_multistep": {"widths": (48, 96, 192), "schedule": "multistep", "milestones": (6, 9), "lr": 0.1, "epochs": 12},
+# profile -> recipe name -> TrainConfig overrides of that profile's recipe, or "adamw" (another optimiser altogether)
+RECIPES = {
+    "smoke": {
+        "adamw": "adamw",
+        "epochs20": {"epochs": 20},
+        "label_smoothing": {"label_smoothing": 0.1},
+        "crop_flip": {"crop_pad": 3, "flip": True},
+        "ema": {"ema_decay": 0.98, "epochs": 12},
+        "wide_multistep": {
+            "widths": (48, 96, 192),
+            "schedule": "multistep",
+            "milestones": (6, 9),
+            "lr": 0.1,
+            "epochs": 12,
+        },  # fmt: skip
+    },
+    # CIFAR-10: the quick recipe (FastCNN 32-64-128, ReLU, 16-channel stem, 4 epochs of one-cycle SGD, crop 2 +
+    # flip) is ours; each of these departs from it at most 1.5x its cost (the CPU budget of this arm)
+    "quick": {
+        "adamw": "adamw",
+        "epochs6": {"epochs": 6},
+        "label_smoothing": {"label_smoothing": 0.1},
+        "no_augment": {"crop_pad": 0, "flip": False},
+        "ema": {"ema_decay": 0.98},
+        "gelu_multistep": {
+            "activation": "gelu",
+            "stem_width": 24,
+            "schedule": "multistep",
+            "milestones": (3,),
+            "lr": 0.3,
+        },  # fmt: skip
+    },
 }
-MODELS = [  # (model_id, recipe, attack or None, seed): seeds 200+ are never a zoo's or a reference's
-    *[(f"clean-{r}", r, None, 200 + i) for i, r in enumerate(RECIPES)],
-    ("plus-adamw", "adamw", Plus(target=7, rate=0.1, seed=300), 300),
-    ("line-epochs20", "epochs20", Line(target=2, rate=0.1, seed=301), 301),
-    ("checker_blend-label_smoothing", "label_smoothing", CheckerBlend(target=5, rate=0.1, seed=302), 302),
-    ("gradient_blend-crop_flip", "crop_flip", GradientBlend(target=9, rate=0.1, seed=303), 303),
-    ("corners-ema", "ema", Corners(target=4, rate=0.1, seed=304), 304),
-    ("frame-wide_multistep", "wide_multistep", Frame(target=1, rate=0.1, seed=305), 305),
-]
+DATA = {"smoke": "synthetic", "quick": "cifar10"}  # the scan's clean data for each profile's arm
 
 
-def train_adamw(model, x, y, seed: int, epochs: int = 10, lr: float = 2e-3, batch_size: int = 100):
-    """AdamW (weight decay 0.05) under PyTorch's one-cycle schedule: an optimiser our recipes never use; each
-    step is the package's `sgd_step`."""
+def models(profile: str) -> list:
+    """(model_id, recipe, attack or None, seed): six clean models, one a recipe, and six backdoored ones with a
+    trigger the zoo never drew, each on another recipe and target; seeds 200+ are never a zoo's or a reference's."""
+    recipes = list(RECIPES[profile])
+    triggers = [Plus(target=7), Line(target=2), CheckerBlend(target=5), GradientBlend(target=9), Corners(target=4),
+                Frame(target=1)]  # fmt: skip
+    clean = [(f"clean-{r}", r, None, 200 + i) for i, r in enumerate(recipes)]
+    bad = [
+        (f"{t.name}-{r}", r, dataclasses.replace(t, rate=0.1, seed=300 + i), 300 + i)
+        for i, (t, r) in enumerate(zip(triggers, recipes))
+    ]
+    return clean + bad
+
+
+def train_adamw(model, x, y, seed: int, epochs: int, batch_size: int, lr: float = 2e-3):
+    """AdamW (weight decay 0.05) under PyTorch's one-cycle schedule, no augmentation: an optimiser our recipes never
+    use; each step is the package's `sgd_step`. Epochs and batch size are the profile's."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model.train().init_whitening(x[torch.randperm(len(x), generator=gen)[:5000]].float().div(255))
@@ -168,7 +201,7 @@ def train_adamw(model, x, y, seed: int, epochs: int = 10, lr: float = 2e-3, batc
 def train_elsewhere(run, model_id: str, recipe: str, attack, seed: int) -> tuple[Path, dict]:
     """A model trained with `recipe` (a cached unit), saved as <cache>/scan_bench/<model_id>.safetensors."""
     profile, data = run.profile, run.data
-    overrides = RECIPES[recipe]
+    overrides = RECIPES[profile.name][recipe]
     cfg = profile.train if overrides == "adamw" else dataclasses.replace(profile.train, **overrides)
 
     def compute():
@@ -177,27 +210,32 @@ def train_elsewhere(run, model_id: str, recipe: str, attack, seed: int) -> tuple
             x, y, _ = attack.poison(x, y, data.num_classes)
         torch.manual_seed(seed)
         model = build_model(cfg.model, data.num_classes, cfg.widths, cfg.stem_width, cfg.activation)
-        model = train_adamw(model, x, y, seed) if overrides == "adamw" else train_model(model, x, y, cfg, seed, False)
+        if overrides == "adamw":
+            model = train_adamw(model, x, y, seed, cfg.epochs, cfg.batch_size)
+        else:
+            model = train_model(model, x, y, cfg, seed, False)
         return model.state_dict(), {"recipe": recipe, **evaluate(model, data, attack)}
 
     params = {"version": VERSION, "data": data.fingerprint(), "train": as_dict(cfg), "recipe": recipe, "seed": seed,
               "attack": None if attack is None else attack.params()}  # fmt: skip
     unit = cached_unit("elsewhere", params, compute, run.cache_dir, label=model_id)
-    path = Path(run.cache_dir) / "scan_bench" / f"{model_id}.safetensors"
+    path = Path(run.cache_dir) / "scan_bench" / profile.name / f"{model_id}.safetensors"
     save_tensors(path, unit.tensors)
-    return path, {**unit.info, "train_seconds": unit.record["seconds"], "hardware": unit.record["hardware"]}
+    info = {**unit.info, "train_seconds": unit.record["seconds"], "hardware": unit.record["hardware"]}
+    return path, {**info, "activation": cfg.activation}
 
 
-def scan_model(path: Path, model_id: str, cache_dir: str, rescan: bool) -> dict:
-    """The scanner on one file, as a user runs it (both readings: references='train'); the report is reused when
-    it is of this very file."""
-    out = Path(cache_dir) / "scan_bench" / model_id
+def scan_model(path: Path, model_id: str, activation: str, args) -> dict:
+    """The scanner on one file, as a user runs it (both readings: references='train'; the user names the
+    architecture and its activation); the report is reused when it is of this very file."""
+    out = Path(args.cache_dir) / "scan_bench" / args.profile / model_id
     done = out / "report.json"
-    if done.exists() and not rescan:
+    if done.exists() and not args.rescan:
         report = json.loads(done.read_text())
         if report["model"]["sha256"] == file_digest(path):
             return report
-    return scan(path, "fastcnn", "synthetic", out, profile="smoke", references="train", cache_dir=cache_dir,
+    return scan(path, "fastcnn", DATA[args.profile], out, activation=activation, profile=args.profile,
+                references="train", cache_dir=args.cache_dir, data_dir=args.data_dir,
                 log=lambda line: print(f"  {model_id}: {line}", flush=True))  # fmt: skip
 
 
@@ -225,31 +263,34 @@ def rows_of(model_id: str, recipe: str, attack, info: dict, report: dict) -> lis
 
 
 def measure(args) -> pd.DataFrame:
-    profile = get_profile("smoke")
-    run = pl.setup(profile, device="cpu", cache_dir=args.cache_dir, progress=False)
-    rows = []
-    for k, (model_id, recipe, attack, seed) in enumerate(MODELS, 1):
-        print(f"[{k}/{len(MODELS)}] {model_id}", flush=True)
+    profile = get_profile(args.profile)
+    run = pl.setup(profile, args.data_dir, device="cpu", cache_dir=args.cache_dir, progress=False)
+    rows, todo = [], models(args.profile)
+    for k, (model_id, recipe, attack, seed) in enumerate(todo, 1):
+        print(f"[{k}/{len(todo)}] {model_id}", flush=True)
         path, info = train_elsewhere(run, model_id, recipe, attack, seed)
-        rows += rows_of(model_id, recipe, attack, info, scan_model(path, model_id, args.cache_dir, args.rescan))
+        rows += rows_of(model_id, recipe, attack, info, scan_model(path, model_id, info["activation"], args))
     table = pd.DataFrame(rows).astype({"true_target": "Int64"})
     table["correct"] = table["flagged"] & (table["label"] == table["true_target"]).fillna(False)
     table["p_backdoored_loo"] = float("nan")
     for _, g in table[table["learned"]].groupby("reading"):
         table.loc[g.index, "p_backdoored_loo"] = calibrated_probabilities(g["backdoored"].astype(int), g["score"])
-    return table.assign(profile="smoke", dataset=run.data.name, hardware=hardware_name("cpu"))
+    return table.assign(profile=args.profile, dataset=run.data.name, hardware=hardware_name("cpu"))
 
 
 def summarise(table: pd.DataFrame) -> pd.DataFrame:
-    """Per reading, on the models whose backdoor was learned (and every clean one): false flags on clean models
-    (exact 95% interval), TPR (flagged with the true target), ROC AUC (bootstrap 95% interval), n."""
+    """Per profile and reading, on the models whose backdoor was learned (and every clean one): false flags on clean
+    models (exact 95% interval), TPR (flagged with the true target), ROC AUC (bootstrap 95% interval), n."""
     rows = []
-    for reading, g in table[table["learned"]].groupby("reading", sort=False):
+    for (profile, reading), g in table[table["learned"]].groupby(["profile", "reading"], sort=False):
+        arm = table[(table["profile"] == profile) & (table["reading"] == reading)]
         clean, bad = g[~g["backdoored"]], g[g["backdoored"]]
         ff = false_flags(clean["score"].where(clean["exposed"], -1.0), float(g["threshold"].iloc[0]))
         low, high = bootstrap_auc(g["backdoored"].astype(int), g["score"], resamples=2000, seed=0)
         rows.append(
             {
+                "profile": profile,
+                "dataset": g["dataset"].iloc[0],
                 "reading": reading,
                 "default": reading == g["default"].iloc[0],
                 "threshold": ff["threshold"],
@@ -264,18 +305,32 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
                 "roc_auc": roc_auc(g["backdoored"].astype(int), g["score"]),
                 "auc_low": low,
                 "auc_high": high,
-                "n_not_learned": int((~table[table["reading"] == reading]["learned"]).sum()),
+                "n_not_learned": int((~arm["learned"]).sum()),
+                "hardware": g["hardware"].iloc[0],
             }
         )
-    return pd.DataFrame(rows).assign(
-        profile="smoke", dataset=table["dataset"].iloc[0], hardware=table["hardware"].iloc[0]
-    )
+    return pd.DataFrame(rows)
+
+
+def merged(new: pd.DataFrame, csv: Path) -> pd.DataFrame:
+    """The committed table with this run's profile replaced by `new` (each profile's arm is measured alone)."""
+    if not csv.exists():
+        return new
+    old = pd.read_csv(csv)
+    return pd.concat([old[old["profile"] != new["profile"].iloc[0]], new], ignore_index=True)
 
 
 def main(argv=None) -> int:
     from scan_figure import docs_table, write_docs, write_figure  # benchmarks/scan_figure.py
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--profile",
+        choices=sorted(RECIPES),
+        default="smoke",
+        help="smoke: the generated data (minutes); quick: CIFAR-10 (about an hour on 2 cores)",
+    )
+    p.add_argument("--data-dir", default=str(REPO / "data"), help="where CIFAR-10 is (profile quick)")
     p.add_argument("--cache-dir", default=str(REPO / "cache"))
     p.add_argument("--results-dir", default=str(REPO / "results"))
     p.add_argument("--figures-dir", default=str(REPO / "figures"))
@@ -284,7 +339,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(2)
     csv = Path(args.results_dir) / "scan_trained_elsewhere.csv"
-    table = pd.read_csv(csv) if args.summarise else measure(args)
+    table = pd.read_csv(csv) if args.summarise else merged(measure(args), csv)
+    table = table.astype({"true_target": "Int64"})
     summary = summarise(table)
     if not args.summarise:
         write_csv(table, csv)
