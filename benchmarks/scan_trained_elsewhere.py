@@ -48,6 +48,7 @@ from ebyd_utils.experiments.claims import false_flags
 from ebyd_utils.models import build_model
 from ebyd_utils.scan import scan
 from ebyd_utils.scan.checkpoint import file_digest
+from ebyd_utils.scan.readings import default_reading
 from ebyd_utils.train import evaluate, sgd_step, train_model
 
 VERSION = 1  # bump when the training here changes what a model is
@@ -292,7 +293,7 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
                 "profile": profile,
                 "dataset": g["dataset"].iloc[0],
                 "reading": reading,
-                "default": reading == g["default"].iloc[0],
+                "default": reading == default_reading(profile),
                 "threshold": ff["threshold"],
                 "n_clean": ff["n_clean"],
                 "false_flags": ff["flagged"],

@@ -275,3 +275,35 @@ def test_a_hugging_face_text_classifier_gets_the_same_label_reading(text_smoke, 
     (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
     with pytest.raises(ValueError, match="safetensors only"):
         scan(folder, "hf-text", tmp_path / "clean.csv", tmp_path / "out2", profile="smoke")
+
+
+# ------------------------------------------------------------------------ the trained-elsewhere measurement
+def test_the_measurement_docs_summary_and_calibration_are_written_from_the_committed_table():
+    """docs/scan.md's measured block and the summary CSV are what the script writes from the committed per-model
+    table (no number typed by hand); P(backdoored) is fitted on that table and rises with the score."""
+    import sys
+
+    import pandas as pd
+
+    from ebyd_utils.scan import readings
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import scan_figure
+    import scan_trained_elsewhere as ste
+
+    table = pd.read_csv(REPO / "results" / "scan_trained_elsewhere.csv").astype({"true_target": "Int64"})
+    assert {"smoke", "quick"} <= set(table["profile"]), "both arms are committed"
+    summary = ste.summarise(table)
+    committed = pd.read_csv(REPO / "results" / "scan_trained_elsewhere_summary.csv")
+    pd.testing.assert_frame_equal(summary.reset_index(drop=True), committed, check_dtype=False, atol=1e-6)
+    assert scan_figure.docs_table(table, summary) in (REPO / "docs" / "scan.md").read_text()
+    for profile, arm in summary.groupby("profile"):
+        assert (arm["n_clean"] >= 5).all() and (arm["n_backdoored"] >= 5).all(), profile  # the issue's minimum
+        # the default reading is the measured one with the fewest false flags on clean models, then the best AUC
+        best = arm.sort_values(["false_flags", "roc_auc"], ascending=[True, False]).iloc[0]
+        assert readings.default_reading(profile) == best["reading"], profile
+        assert arm.loc[arm["default"], "reading"].tolist() == [best["reading"]]
+        low, _ = readings.probability(0.0, profile, best["reading"])
+        high, how = readings.probability(0.9, profile, best["reading"])
+        assert low < high and how["n_models"] == len(table[(table["profile"] == profile) & table["learned"]]) // 2
+        assert how["false_flags_on_clean"] == f"{best['false_flags']}/{best['n_clean']}"

@@ -126,7 +126,7 @@ def scan(
             ref_record["used"] = True
     with stages("read", "label detection and the model-level score"):
         readings = _readings(logs, ref_logs, prof, name)
-        decide = readings.get(rd.DEFAULT_READING) or readings["reference-free"]
+        decide = readings.get(rd.default_reading(name)) or readings["reference-free"]
         p, calibration = rd.probability(decide.score, name, decide.name)
     trigger = None
     with stages("trigger", f"Neural Cleanse on label {decide.label}" if decide.flagged else "nothing flagged"):

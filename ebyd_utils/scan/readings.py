@@ -36,10 +36,16 @@ REPO = Path(__file__).resolve().parents[2]
 MEASUREMENT_CSV = REPO / "results" / "scan_trained_elsewhere.csv"
 DETECTION_CSV = REPO / "results" / "03_label_detection.csv"
 READINGS = ("reference-free", "references")
-# The reading that decides the verdict: chosen by the trained-elsewhere measurement (docs/scan.md, "What was
-# measured"; benchmarks/scan_trained_elsewhere.py). Both readings flag at the profile's detection.threshold, set
-# before that measurement (on the profile's own zoo), never tuned on it.
-DEFAULT_READING = "reference-free"
+# The reading that decides the verdict, per profile: the one with the fewest false flags on the clean models of the
+# trained-elsewhere measurement (then the higher ROC AUC; results/scan_trained_elsewhere_summary.csv, docs/scan.md;
+# tests/test_scan.py checks this table against it). Both readings flag at the profile's detection.threshold, set on
+# the profile's own zoo before that measurement and never tuned on it. Where the chosen reading cannot be made (no
+# references for this task), the scan decides by "reference-free" and says so.
+DEFAULT_READINGS = {"smoke": "reference-free", "quick": "references"}
+
+
+def default_reading(profile_name: str) -> str:
+    return DEFAULT_READINGS.get(profile_name, "reference-free")
 
 
 @dataclass
@@ -118,7 +124,7 @@ def reference_logs(profile, clean, data_dir, cache_dir, device, progress: bool =
     return logs, record
 
 
-def probability(score: float, profile_name: str, reading: str = DEFAULT_READING) -> tuple[float | None, dict]:
+def probability(score: float, profile_name: str, reading: str) -> tuple[float | None, dict]:
     """P(backdoored | score) from a logistic fit on the measured trained-elsewhere models of this profile, and how
     it was calibrated; (None, why) where there is no such measurement."""
     from sklearn.linear_model import LogisticRegression
@@ -131,13 +137,18 @@ def probability(score: float, profile_name: str, reading: str = DEFAULT_READING)
     if rows["backdoored"].nunique() < 2:
         return None, {**how, "note": f"no measured models trained elsewhere at profile {profile_name!r}"}
     x, y = rows[["score"]].to_numpy(float), rows["backdoored"].astype(int).to_numpy()
-    fit = LogisticRegression(C=1.0).fit(x, y)
-    p = float(fit.predict_proba(np.array([[score]]))[0, 1])
+    mean, std = x.mean(), x.std() or 1.0  # standardised, as core.metrics.calibrated_probabilities (the LOO check)
+    fit = LogisticRegression(C=1.0).fit((x - mean) / std, y)
+    p = float(fit.predict_proba(np.array([[(score - mean) / std]]))[0, 1])
+    clean = rows[~rows["backdoored"].astype(bool)]
+    false_flags = f"{int(clean['flagged'].astype(bool).sum())}/{len(clean)}"
     note = (
         f"fitted on {len(rows)} models trained with recipes other than ours ({int(y.sum())} backdoored, "
-        f"{int(len(y) - y.sum())} clean: the prior is their mix, not the rate of backdoors in the wild)"
+        f"{int(len(y) - y.sum())} clean: the prior is their mix, not the rate of backdoors in the wild); this "
+        f"reading flagged {false_flags} of those clean models"
     )
-    return p, {**how, "reading": reading, "profile": profile_name, "n_models": len(rows), "note": note}
+    return p, {**how, "reading": reading, "profile": profile_name, "n_models": len(rows),
+               "false_flags_on_clean": false_flags, "note": note}  # fmt: skip
 
 
 def recover_trigger(model, images, label: int, epochs: int, seed: int = 0) -> dict:
