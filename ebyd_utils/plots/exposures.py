@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
+from matplotlib.ticker import NullLocator
 
 from .style import CLEAN, CLEAN_COLOR, color_of, display_name, model_order
 
@@ -133,8 +134,11 @@ def low_rate_curve(curve: pd.DataFrame, table: pd.DataFrame):
         asr = part.drop_duplicates("poison_rate").sort_values("poison_rate")
         ax.plot(asr["poison_rate"], asr["median_ASR"], ls=":", color="0.3", label="suspects' median ASR")
         n = table[(table["trigger"] == trigger) & (table["reading"] == readings[0])].groupby("poison_rate").size()
-        ax.set(xscale="log", ylim=(-0.03, 1.03), xlabel="poison rate", title=f"{trigger} ({int(n.max())} seeds a rate)")
-        ax.set_xticks(sorted(part["poison_rate"].unique()), [f"{r:.1%}" for r in sorted(part["poison_rate"].unique())])
+        ax.set(xscale="log", ylim=(-0.03, 1.03), xlabel="poison rate", title=f"{trigger}: {int(n.max())} seed(s) a rate")
+        rates = sorted(part["poison_rate"].unique())
+        ax.set_xlim(rates[0] / 1.5, rates[-1] * 1.5)
+        ax.xaxis.set_minor_locator(NullLocator())  # the rates tried are the only ticks
+        ax.set_xticks(rates, [f"{r:.1%}" for r in rates])
         ax.legend(fontsize=6.5, loc="lower right")
     axes[0][0].set_ylabel("flagged with the target [95% interval]")
     fig.tight_layout()
