@@ -134,7 +134,9 @@ def low_rate_curve(curve: pd.DataFrame, table: pd.DataFrame):
         asr = part.drop_duplicates("poison_rate").sort_values("poison_rate")
         ax.plot(asr["poison_rate"], asr["median_ASR"], ls=":", color="0.3", label="suspects' median ASR")
         n = table[(table["trigger"] == trigger) & (table["reading"] == readings[0])].groupby("poison_rate").size()
-        ax.set(xscale="log", ylim=(-0.03, 1.03), xlabel="poison rate", title=f"{trigger}: {int(n.max())} seed(s) a rate")
+        ax.set(
+            xscale="log", ylim=(-0.03, 1.03), xlabel="poison rate", title=f"{trigger}: {int(n.max())} seed(s) a rate"
+        )
         rates = sorted(part["poison_rate"].unique())
         ax.set_xlim(rates[0] / 1.5, rates[-1] * 1.5)
         ax.xaxis.set_minor_locator(NullLocator())  # the rates tried are the only ticks
