@@ -48,6 +48,9 @@ EXPECTED = {  # notebook -> files it must write (CSV under results, figure under
         *[f"08_{s}.png" for s in ("defense_set", "cul_lr", "optimizer", "stop_rule", "bn", "poison_rate")],
         *[f"08_{s}.png" for s in ("recipe", "architecture")],
         "08_features_badnets.png",
+        "08_low_rate.csv",
+        "08_low_rate_curve.csv",
+        "08_low_rate.png",
     ],
     "09_text": [
         "09_text_models.csv",

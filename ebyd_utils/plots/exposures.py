@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
+from matplotlib.ticker import NullLocator
 
 from .style import CLEAN, CLEAN_COLOR, color_of, display_name, model_order
 
@@ -108,5 +109,39 @@ def feature_pca(view: pd.DataFrame):
         ax.set(title=f"{v['attack'].iloc[0]}: {when}", xlabel="PC 1", ylabel="PC 2")
         ax.legend(fontsize=7, loc="best")
     fig.text(0.5, -0.02, "clean test images coloured by true class; triggered ones black", ha="center", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def low_rate_curve(curve: pd.DataFrame, table: pd.DataFrame):
+    """One panel per trigger: against the poison rate (log axis), the share of suspects each reading flags with
+    their target, with its exact 95% interval; the suspects' median ASR dotted; each reading's clean false flags
+    (k of n, the largest clean score) in the legend."""
+    triggers = list(dict.fromkeys(curve["trigger"]))
+    fig, axes = plt.subplots(1, len(triggers), figsize=(4.6 * len(triggers), 3.6), squeeze=False, sharey=True)
+    readings = list(dict.fromkeys(curve["reading"]))
+    for ax, trigger in zip(axes[0], triggers):
+        part = curve[curve["trigger"] == trigger]
+        for k, reading in enumerate(readings):
+            r = part[part["reading"] == reading].sort_values("poison_rate")
+            shift = 1 + 0.04 * (k - (len(readings) - 1) / 2)  # readings side by side on the log axis
+            err = np.vstack([r["found_rate"] - r["found_low"], r["found_high"] - r["found_rate"]])
+            label = (
+                f"{reading} (clean flagged {int(r['clean_flagged'].iloc[0])}/{int(r['clean_n'].iloc[0])}, "
+                f"max {r['largest_clean_score'].iloc[0]:.2f})"
+            )
+            ax.errorbar(r["poison_rate"] * shift, r["found_rate"], yerr=err, marker="o", capsize=3, label=label)
+        asr = part.drop_duplicates("poison_rate").sort_values("poison_rate")
+        ax.plot(asr["poison_rate"], asr["median_ASR"], ls=":", color="0.3", label="suspects' median ASR")
+        n = table[(table["trigger"] == trigger) & (table["reading"] == readings[0])].groupby("poison_rate").size()
+        ax.set(
+            xscale="log", ylim=(-0.03, 1.03), xlabel="poison rate", title=f"{trigger}: {int(n.max())} seed(s) a rate"
+        )
+        rates = sorted(part["poison_rate"].unique())
+        ax.set_xlim(rates[0] / 1.5, rates[-1] * 1.5)
+        ax.xaxis.set_minor_locator(NullLocator())  # the rates tried are the only ticks
+        ax.set_xticks(rates, [f"{r:.1%}" for r in rates])
+        ax.legend(fontsize=6.5, loc="lower right")
+    axes[0][0].set_ylabel("flagged with the target [95% interval]")
     fig.tight_layout()
     return fig

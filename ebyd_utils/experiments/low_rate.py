@@ -1,0 +1,211 @@
+"""Where exposure stops seeing a backdoor: label detection against the poison rate, per trigger, per reading
+(EBYD, Li et al. 2024, Sec. 4.1, at rates below the paper's 10%).
+
+Every point is one trigger at one poison rate: its suspects (one a seed), read as notebook 03 reads the zoo --
+against clean references trained and exposed the same way, beside clean controls (one a seed). The references
+and controls do not depend on the rate or the trigger, so one set serves every point (cached units, the same
+keys as notebook 08's rate axis and the zoo's). The triggers sit where the zoo's do not: a patch away from the
+corners and a blend, each at a target other than the zoo's 0.
+
+The readings, all defender-side (the suspect, the defense and probe images, the references; never the trigger, the
+target or an ASR), each read off the same cached CUL runs unless it says otherwise:
+
+- ``stop``: the default reading (`defenses.label_detection.detect_exposed`): per class, the smallest probe share
+  over the restarts at each run's stop epoch, minus the references' mean share at theirs;
+- ``peak``: the trajectory instead of the stop -- per class, the largest share any epoch up to the stop reached
+  (smallest over restarts), minus the references' peak share: a target that leads the drift early and is overtaken
+  by the collapse still counts;
+- ``restarts4``: ``stop`` over 4 CUL runs instead of the profile's (2 more runs a model: CUL seeds 2 and 3).
+
+Where ours differs from the paper: the paper reports rates of 1-10% on ResNet-18 with one CUL run and no clean
+control; here every rate is read with the controls and intervals of notebook 03's rule.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ..attacks import make_attack
+from ..config import override
+from ..defenses import detect_label
+from ..pipeline import Run, context, train_suspect
+from ..zoo import REFERENCE_SEED_OFFSET
+from .claims import false_flags
+from .exposure_units import exposures_of
+
+READINGS = ("stop", "peak", "restarts4")
+# trigger name -> (attack, its settings): a 4x4 patch off the corners and a noise blend, targets other than 0
+TRIGGERS = {"patch": ("badnets", {"size": 4, "position": (10, 18), "target": 6}), "blend": ("blend", {"target": 2})}
+GRIDS = {
+    # a test of the flow (a low rate is computed and reported, not that it is seen): the patch at 2%, one seed
+    "smoke": {"triggers": ["patch"], "rates": [0.02], "seeds": [0]},
+    "quick": {"triggers": ["patch", "blend"], "rates": [0.005, 0.01, 0.02, 0.03, 0.05, 0.1], "seeds": [0, 1, 2]},
+    "paper": {"triggers": ["patch", "blend"], "rates": [0.005, 0.01, 0.02, 0.03, 0.05, 0.1], "seeds": [0, 1, 2]},
+}
+
+
+def grid(profile_name: str, triggers=None, rates=None, seeds=None) -> dict:
+    """The profile's grid (its own, else quick's), with what the notebook gives (not None); ValueError on an
+    unknown trigger, a rate outside (0, 1) or no seed."""
+    base = GRIDS.get(profile_name, GRIDS["quick"])
+    g = {
+        "triggers": list(base["triggers"] if triggers is None else triggers),
+        "rates": list(base["rates"] if rates is None else rates),
+        "seeds": list(base["seeds"] if seeds is None else seeds),
+    }
+    unknown = set(g["triggers"]) - set(TRIGGERS)
+    if unknown:
+        raise ValueError(f"unknown trigger(s) {sorted(unknown)}; choose from {list(TRIGGERS)}")
+    bad = [r for r in g["rates"] if isinstance(r, bool) or not (isinstance(r, (int, float)) and 0 < r < 1)]
+    if bad or not g["rates"]:
+        raise ValueError(f"poison rates must be in (0, 1), at least one; got {g['rates']}")
+    if not g["seeds"]:
+        raise ValueError("give at least one seed")
+    return g
+
+
+def peak_shares(log: pd.DataFrame) -> torch.Tensor:
+    """Per class, the largest probe share any logged epoch up to the run's stop reached (the whole log if it never
+    stopped): the trajectory's reading, from the same CUL log as the stop's."""
+    columns = [c for c in log.columns if c.startswith("probe_share_")]
+    if not columns:
+        raise ValueError("the CUL log has no probe shares; run clean_unlearn with probe_x")
+    stop = log.attrs.get("stop_epoch")
+    upto = log if stop is None else log[log["epoch"] <= stop]
+    return torch.tensor(upto[columns].to_numpy(dtype=float).max(axis=0), dtype=torch.float32)
+
+
+def read_logs(logs, reference_logs, threshold: float, how: str) -> dict:
+    """One reading ("stop" or "peak") of a model's CUL runs against its references' runs."""
+    from ..defenses import shares_at_stop
+
+    pick = shares_at_stop if how == "stop" else peak_shares
+    exposed = all(bool(log.attrs.get("collapsed")) for log in logs)
+    det = detect_label(
+        [pick(log) for log in logs], [[pick(g) for g in ref] for ref in reference_logs], threshold, exposed=exposed
+    )
+    return {"detected_label": det.label, "score": det.score, "flagged": det.flagged, "measurable": exposed}
+
+
+def model_readings(run: Run, suspect, reference_logs: dict, restarts: int) -> list[dict]:
+    """Every reading of one model: its CUL runs (the profile's restarts, then `restarts` for restarts4) read
+    against the references' runs of the same count."""
+    thr = run.profile.detection.threshold
+    base = run.profile.detection.restarts
+    more = run.replace(profile=override(run.profile, {"detection": {"restarts": restarts}}))
+    logs = exposures_of(more, suspect, "cul")  # restart seeds 0..restarts-1; the first `base` are the zoo's units
+    out = []
+    for reading, runs, refs in (
+        ("stop", logs[:base], [r[:base] for r in reference_logs]),
+        ("peak", logs[:base], [r[:base] for r in reference_logs]),
+        ("restarts4", logs, reference_logs),
+    ):
+        r = read_logs(runs, refs, thr, "peak" if reading == "peak" else "stop")
+        out.append({"reading": reading, "restarts": len(runs), "threshold": thr, **r})
+    return out
+
+
+def sweep(run: Run, g: dict, restarts: int = 4) -> pd.DataFrame:
+    """Every (trigger, rate, seed) suspect and every seed's clean control, each read every way (READINGS); one row
+    per model and reading. The evaluation columns (true target, the suspect's CA and ASR, `correct`) come last."""
+    if restarts < run.profile.detection.restarts:
+        raise ValueError(f"restarts ({restarts}) must be at least the profile's ({run.profile.detection.restarts})")
+    more = run.replace(profile=override(run.profile, {"detection": {"restarts": restarts}}))
+    references = [
+        train_suspect(run, None, REFERENCE_SEED_OFFSET + i, model_id=f"reference-{i}")
+        for i in range(run.profile.detection.n_reference)
+    ]
+    ref_logs = [exposures_of(more, r, "cul", evaluate_it=False) for r in references]
+    jobs = [("clean", None, s) for s in g["seeds"]]
+    jobs += [(t, rate, s) for t in g["triggers"] for rate in g["rates"] for s in g["seeds"]]
+    rows = []
+    for trigger, rate, seed in tqdm(jobs, desc="low rate", disable=not run.progress):
+        attack = None
+        if trigger != "clean":
+            name, settings = TRIGGERS[trigger]
+            attack = make_attack(name, **{**settings, "rate": rate, "seed": seed})
+        model_id = f"{trigger}-r{rate:g}-s{seed}" if attack is not None else f"clean-s{seed}"
+        suspect = train_suspect(run, attack, seed, model_id=model_id)
+        facts = {
+            **context(run),
+            "model_id": model_id,
+            "trigger": trigger,
+            "attack": suspect.label,
+            "poison_rate": rate,
+            "seed": seed,
+            "backdoored": attack is not None,
+            "true_target": attack.single_target if attack is not None else None,
+            "CA_suspect": suspect.record.get("CA"),
+            "ASR_suspect": suspect.record.get("ASR"),
+        }
+        rows += [{**facts, **r} for r in model_readings(run, suspect, ref_logs, restarts)]
+    table = pd.DataFrame(rows).astype({"true_target": "Int64"})
+    hit = table["flagged"] & (table["detected_label"] == table["true_target"])
+    return table.assign(correct=hit.fillna(False).astype(bool))
+
+
+def rate_curve(table: pd.DataFrame) -> pd.DataFrame:
+    """Per trigger, rate and reading: the suspects flagged with their target (k of n, exact 95% interval), the
+    suspects' median ASR, and the clean controls flagged by the same reading (k of n, largest clean score)."""
+    from scipy.stats import binomtest
+
+    clean = table[~table["backdoored"]]
+    rows = []
+    for (trigger, rate, reading), g in table[table["backdoored"]].groupby(["trigger", "poison_rate", "reading"]):
+        k, n = int(g["correct"].sum()), len(g)
+        ci = binomtest(k, n).proportion_ci(0.95, method="exact")
+        mine = clean[clean["reading"] == reading]  # a control CUL never exposed is not read: never a flag
+        ctrl = false_flags(mine["score"].where(mine["measurable"], -1.0), float(g["threshold"].iloc[0]))
+        rows.append(
+            {
+                "trigger": trigger,
+                "poison_rate": rate,
+                "reading": reading,
+                "n": n,
+                "found": k,
+                "found_rate": k / n,
+                "found_low": ci.low,
+                "found_high": ci.high,
+                "not_measurable": int((~g["measurable"]).sum()),
+                "median_ASR": float(g["ASR_suspect"].median()),
+                "clean_n": ctrl["n_clean"],
+                "clean_flagged": ctrl["flagged"],
+                "largest_clean_score": ctrl["largest_clean_score"],
+                "threshold": ctrl["threshold"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def limits(curve: pd.DataFrame) -> pd.DataFrame:
+    """Per trigger and reading, the lowest rate at which the reading finds the target in most seeds (more than
+    half) while flagging no clean control -- the method's measured limit there (NaN: no rate tried)."""
+    ok = curve[(curve["found_rate"] > 0.5) & (curve["clean_flagged"] == 0)]
+    lowest = ok.groupby(["trigger", "reading"])["poison_rate"].min()
+    tried = curve.groupby(["trigger", "reading"])["poison_rate"].agg(["min", "max"])
+    return tried.join(lowest.rename("lowest_rate_found")).reset_index()
+
+
+def limit_lines(curve: pd.DataFrame) -> list[str]:
+    """The verdict, per trigger and reading, written from the curve: n, the interval, the clean controls beside."""
+    lines = []
+    for r in limits(curve).itertuples():
+        at = curve[(curve["trigger"] == r.trigger) & (curve["reading"] == r.reading)]
+        ctrl = at.iloc[0]
+        where = (
+            f"finds the target in most seeds down to {r.lowest_rate_found:.1%}"
+            if pd.notna(r.lowest_rate_found)
+            else "finds the target in most seeds at no rate tried"
+        )
+        points = "; ".join(
+            f"{p.poison_rate:.1%}: {p.found}/{p.n} [{p.found_low:.2f}, {p.found_high:.2f}], ASR {p.median_ASR:.2f}"
+            for p in at.sort_values("poison_rate").itertuples()
+        )
+        lines.append(
+            f"{r.trigger}, reading {r.reading}: {where} (rates {r.min:.1%}-{r.max:.1%}; {points}); clean controls "
+            f"flagged {ctrl.clean_flagged}/{ctrl.clean_n}, largest clean score {ctrl.largest_clean_score:.3f} vs "
+            f"threshold {ctrl.threshold}."
+        )
+    return lines

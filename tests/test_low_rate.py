@@ -1,0 +1,89 @@
+"""Exposure at low poison rates (experiments/low_rate.py): a low-rate model is trained, exposed and read every way
+and reported with its measurable state (not that it is seen); the readings read CUL logs only; the curve and the
+limit are written from the table by one rule; bad grids are refused with what is allowed."""
+
+import pandas as pd
+import pytest
+import torch
+
+from ebyd_utils.defenses import shares_at_stop
+from ebyd_utils.experiments import low_rate
+
+
+@pytest.fixture(scope="module")
+def low_rate_table(smoke_run):
+    # smoke's grid, the patch at 2% at one seed: the flow (quick's three seeds and six rates measure it); the same
+    # units as notebook 08 at smoke
+    return low_rate.sweep(smoke_run, low_rate.grid("smoke"), restarts=4)
+
+
+@pytest.mark.slow
+def test_a_low_rate_model_is_read_every_way_and_reported(low_rate_table, smoke_run):
+    t = low_rate_table
+    assert set(t["model_id"]) == {"clean-s0", "patch-r0.02-s0"}
+    assert set(t["reading"]) == set(low_rate.READINGS) and len(t) == 2 * len(low_rate.READINGS)
+    suspect = t[t["backdoored"]]
+    assert (suspect["poison_rate"] == 0.02).all() and (suspect["true_target"] == 6).all()
+    assert suspect["ASR_suspect"].notna().all() and t["measurable"].dtype == bool
+    assert dict(zip(t["reading"], t["restarts"])) == {"stop": 2, "peak": 2, "restarts4": 4}
+    assert (t["threshold"] == smoke_run.profile.detection.threshold).all()
+    assert t["correct"].dtype == bool and not t.loc[~t["backdoored"], "correct"].any()
+    # a second call computes nothing (every model and CUL run is a cached unit) and reads the same
+    again = low_rate.sweep(smoke_run, low_rate.grid("smoke"), restarts=4)
+    pd.testing.assert_frame_equal(again, t)
+
+
+def test_the_peak_reading_reads_the_trajectory_up_to_the_stop():
+    log = pd.DataFrame(
+        {"epoch": [0, 1, 2, 3], "probe_share_0": [0.1, 0.6, 0.2, 0.9], "probe_share_1": [0.9, 0.4, 0.8, 0.1]}
+    )
+    log.attrs.update(stop_epoch=2, collapsed=True)
+    assert torch.equal(low_rate.peak_shares(log), torch.tensor([0.6, 0.9]))  # epoch 3 is after the stop
+    assert torch.equal(shares_at_stop(log), torch.tensor([0.2, 0.8]))
+    log.attrs["stop_epoch"] = None  # never stopped: the whole run
+    assert torch.equal(low_rate.peak_shares(log), torch.tensor([0.9, 0.9]))
+    with pytest.raises(ValueError, match="no probe shares"):
+        low_rate.peak_shares(log[["epoch"]])
+
+
+def _rows(trigger, rate, correct, reading="stop", backdoored=True, score=0.5, measurable=True):
+    return [
+        {"trigger": trigger, "poison_rate": rate, "reading": reading, "backdoored": backdoored, "correct": c,
+         "measurable": measurable, "ASR_suspect": 0.99 if backdoored else None, "score": score, "threshold": 0.12}
+        for c in correct
+    ]  # fmt: skip
+
+
+def test_the_curve_and_the_limit_follow_one_rule():
+    rows = _rows("patch", 0.01, [True, False, False]) + _rows("patch", 0.05, [True, True, False])
+    rows += _rows("clean", None, [False] * 3, backdoored=False, score=0.05)
+    curve = low_rate.rate_curve(pd.DataFrame(rows))
+    at = curve.set_index("poison_rate")
+    assert at.loc[0.01, "found"] == 1 and at.loc[0.05, "found"] == 2 and (curve["n"] == 3).all()
+    assert at.loc[0.05, "found_low"] < 2 / 3 < at.loc[0.05, "found_high"]  # the exact interval holds the rate
+    assert (curve["clean_flagged"] == 0).all() and (curve["largest_clean_score"] == 0.05).all()
+    (limit,) = low_rate.limits(curve).itertuples()
+    assert limit.lowest_rate_found == 0.05  # most seeds (2 of 3) at 5%, not at 1%
+    assert (
+        "down to 5.0%" in low_rate.limit_lines(curve)[0]
+        and "clean controls flagged 0/3" in low_rate.limit_lines(curve)[0]
+    )
+    # a clean control flagged by the reading: no rate counts as seen
+    flagged = rows[:-1] + _rows("clean", None, [False], backdoored=False, score=0.5)
+    curve = low_rate.rate_curve(pd.DataFrame(flagged))
+    assert curve["clean_flagged"].eq(1).all() and low_rate.limits(curve)["lowest_rate_found"].isna().all()
+    # a control CUL never exposed is not read as a flag
+    unexposed = rows[:-1] + _rows("clean", None, [False], backdoored=False, score=0.5, measurable=False)
+    assert low_rate.rate_curve(pd.DataFrame(unexposed))["clean_flagged"].eq(0).all()
+
+
+def test_bad_grids_name_what_is_allowed(smoke_run):
+    with pytest.raises(ValueError, match=r"unknown trigger\(s\) \['square'\]; choose from"):
+        low_rate.grid("smoke", triggers=["square"])
+    with pytest.raises(ValueError, match=r"poison rates must be in \(0, 1\)"):
+        low_rate.grid("smoke", rates=[0.0])
+    with pytest.raises(ValueError, match="at least one seed"):
+        low_rate.grid("smoke", seeds=[])
+    with pytest.raises(ValueError, match="at least the profile's"):
+        low_rate.sweep(smoke_run, low_rate.grid("smoke"), restarts=1)
+    assert low_rate.grid("paper")["rates"] == [0.005, 0.01, 0.02, 0.03, 0.05, 0.1]
