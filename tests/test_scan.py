@@ -295,7 +295,9 @@ def test_the_measurement_docs_summary_and_calibration_are_written_from_the_commi
     assert {"smoke", "quick"} <= set(table["profile"]), "both arms are committed"
     summary = ste.summarise(table)
     committed = pd.read_csv(REPO / "results" / "scan_trained_elsewhere_summary.csv")
-    pd.testing.assert_frame_equal(summary.reset_index(drop=True), committed, check_dtype=False, atol=1e-6)
+    pd.testing.assert_frame_equal(
+        summary.reset_index(drop=True), committed, check_dtype=False, atol=1e-4
+    )  # the CSV keeps 4 decimals
     assert scan_figure.docs_table(table, summary) in (REPO / "docs" / "scan.md").read_text()
     for profile, arm in summary.groupby("profile"):
         assert (arm["n_clean"] >= 5).all() and (arm["n_backdoored"] >= 5).all(), profile  # the minimum
