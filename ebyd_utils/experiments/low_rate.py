@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from ..attacks import make_attack
 from ..config import override
-from ..defenses import detect_label
+from ..defenses import detect_exposed, detect_label
 from ..pipeline import Run, context, train_suspect
 from ..zoo import REFERENCE_SEED_OFFSET
 from .claims import false_flags
@@ -78,14 +78,14 @@ def peak_shares(log: pd.DataFrame) -> torch.Tensor:
 
 
 def read_logs(logs, reference_logs, threshold: float, how: str) -> dict:
-    """One reading ("stop" or "peak") of a model's CUL runs against its references' runs."""
-    from ..defenses import shares_at_stop
-
-    pick = shares_at_stop if how == "stop" else peak_shares
+    """One reading ("stop": notebook 03's rule, `detect_exposed`; "peak": the same on each run's peak shares) of a
+    model's CUL runs against its references' runs."""
     exposed = all(bool(log.attrs.get("collapsed")) for log in logs)
-    det = detect_label(
-        [pick(log) for log in logs], [[pick(g) for g in ref] for ref in reference_logs], threshold, exposed=exposed
-    )
+    if how == "stop":
+        det = detect_exposed(logs, reference_logs, threshold)
+    else:
+        peaks = [[peak_shares(g) for g in ref] for ref in reference_logs]
+        det = detect_label([peak_shares(log) for log in logs], peaks, threshold, exposed=exposed)
     return {"detected_label": det.label, "score": det.score, "flagged": det.flagged, "measurable": exposed}
 
 
