@@ -1,5 +1,6 @@
 """The results a reader sees, written from the CSVs: `python -m ebyd_utils.report` (run by `make figures` after the
-notebooks) writes docs/results.md and the headline table of README.md (between its `claims` markers).
+notebooks) writes docs/results.md, and in README.md the headline table (between its `claims` markers) and the
+measured poison-rate limit of exposure (between its `limit` markers, from notebook 12).
 
 Nothing in either is typed by hand: every number is read from results/ by the functions the notebooks use
 (`experiments/*.attack_lines`, `experiments/claims.py`), with n and its interval beside it; the same CSVs give the
@@ -13,12 +14,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from .experiments import attacks, claims, label_detection, model_detection, removal
+from .experiments import attacks, claims, label_detection, low_rate, model_detection, removal
 from .experiments import exposure as cul
 from .experiments import trigger_recovery as recovery
 from .text.experiments import label_detection as text_detection
 
 MARKERS = ("<!-- claims:start (written by python -m ebyd_utils.report; do not edit) -->", "<!-- claims:end -->")
+LIMIT_MARKERS = ("<!-- limit:start (written by python -m ebyd_utils.report; do not edit) -->", "<!-- limit:end -->")
+LOW_RATE_CSV = "12_low_rate_curve.csv"
 HEADLINE = [
     ("1 label detection", "CIFAR-10"),
     ("2 trigger recovery", "CIFAR-10"),
@@ -120,6 +123,32 @@ def image_sections(results: Path) -> list[str]:
     return out
 
 
+def low_rate_section(results: Path) -> list[str]:
+    curve = _read(results, LOW_RATE_CSV)
+    if curve is None:
+        return []
+    source = (
+        f"From `results/{LOW_RATE_CSV}` ({_where(curve)}): per trigger, rate and reading, the suspects flagged with "
+        "their target (k of n, exact 95% interval) beside the clean controls."
+    )
+    return _section(
+        "12 · Low poison rates", source, _bullets(low_rate.front_lines(curve)), _bullets(low_rate.limit_lines(curve))
+    )
+
+
+def limit_block(results: Path) -> str:
+    """The README's statement of where exposure stops seeing a backdoor, one line a trigger (notebook 12's)."""
+    head = "**Where exposure stops seeing.** The claims above judge backdoors at the zoo's poison rates. Notebook 12"
+    curve = _read(results, LOW_RATE_CSV)
+    if curve is None:
+        return f"{head} measures lower rates; it has not run in this checkout (`make figures` runs it)."
+    return (
+        f"{head} reads two triggers at lower rates beside clean controls; below the rate a line names, a clean verdict "
+        "says little about that kind of backdoor (the scanner's report says the same):\n"
+        + _bullets(low_rate.front_lines(curve))
+    )
+
+
 def text_sections(results: Path) -> list[str]:
     out = []
     for path in sorted(results.glob("09_text_detection*.csv")):
@@ -210,6 +239,7 @@ def write(results_dir="results", docs_dir="docs", readme="README.md") -> str:
         "",
         *claim_lines,
         *image_sections(results),
+        *low_rate_section(results),
         *text_sections(results),
         *timing_section(results),
     ]
@@ -218,13 +248,14 @@ def write(results_dir="results", docs_dir="docs", readme="README.md") -> str:
     (Path(docs_dir) / "results.md").write_text(text)
     if readme and Path(readme).exists():
         update_readme(Path(readme), headline(table))
+        update_readme(Path(readme), limit_block(results), LIMIT_MARKERS)
     return text
 
 
-def update_readme(path: Path, table: str) -> None:
-    """Replace what lies between the README's claims markers with `table`."""
+def update_readme(path: Path, table: str, markers: tuple[str, str] = MARKERS) -> None:
+    """Replace what lies between the README's markers (the claims table's by default) with `table`."""
     text = path.read_text()
-    start, end = MARKERS
+    start, end = markers
     if start not in text or end not in text:
         raise ValueError(f"{path} has no claims markers; put {start!r} and {end!r} where the table goes")
     head, rest = text.split(start, 1)
@@ -240,7 +271,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     write(args.results_dir, args.docs_dir, args.readme)
     print(
-        f"wrote {Path(args.docs_dir) / 'results.md'}" + (f" and {args.readme}'s headline table" if args.readme else "")
+        f"wrote {Path(args.docs_dir) / 'results.md'}"
+        + (f" and {args.readme}'s headline table and limit" if args.readme else "")
     )
     return 0
 

@@ -34,17 +34,14 @@ import os
 import sys
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
-import pandas as pd
-
 from .config import PROFILES
+from .core.notebook_times import count_units, record_time, time_row
 from .core.progress import PROGRESS_ENV, Follower
 from .core.store import hardware_name, output_dirs
 from .train import pick_device
 
-TIME_COLUMNS = ["notebook", "profile", "seconds", "units_at_start", "units_computed", "hardware", "date"]
 TEXT_PROFILE_NAMES = ("smoke", "quick", "paper")  # text.config.TEXT_PROFILES (not imported: it needs the attacks)
 # More runs of a notebook at a profile, each with its own parameters: (notebook stem, profile) -> ((suffix,
 # parameters), ...). The executed copy is results/executed/<stem>_<suffix>.ipynb; the notebook names its own
@@ -189,27 +186,6 @@ def prebuild_zoo(args, root: Path) -> int:
     return 1 if len(failed) else 0
 
 
-def count_units(cache_dir) -> int:
-    """Cached units in a cache folder (0: an empty cache): a time is read beside how much it could reuse."""
-    return sum(1 for _ in Path(cache_dir).glob("*/*.safetensors")) if Path(cache_dir).is_dir() else 0
-
-
-def record_time(times_csv: Path, row: dict) -> pd.DataFrame:
-    """Replace the row of the same (notebook, profile, hardware), keep the others, sorted for stable diffs."""
-    table = pd.read_csv(times_csv) if times_csv.exists() else pd.DataFrame(columns=TIME_COLUMNS)
-    same = (
-        (table["notebook"] == row["notebook"])
-        & (table["profile"] == row["profile"])
-        & (table["hardware"] == row["hardware"])
-    )
-    table = pd.concat([table[~same], pd.DataFrame([row])], ignore_index=True)
-    table = table[TIME_COLUMNS].sort_values(["profile", "hardware", "notebook"], ignore_index=True)
-    table = table.astype({"units_at_start": "Int64", "units_computed": "Int64"})  # counts: 5, not 5.0
-    times_csv.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(times_csv, index=False)  # plain floats: seconds keep their decimal (write_csv rounds to 4 digits)
-    return table
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     root = (args.root or repo_root()).resolve()
@@ -219,18 +195,9 @@ def main(argv=None) -> int:
         start, before = time.perf_counter(), count_units(params["CACHE_DIR"])
         if prebuild_zoo(args, root):
             return 1
-        record_time(
-            Path(params["RESULTS_DIR"]) / "notebook_times.csv",
-            {
-                "notebook": "zoo build",
-                "profile": args.profile,
-                "seconds": round(time.perf_counter() - start, 1),
-                "units_at_start": before,
-                "units_computed": count_units(params["CACHE_DIR"]) - before,
-                "hardware": hardware,
-                "date": date.today().isoformat(),
-            },
-        )
+        seconds = time.perf_counter() - start
+        row = time_row("zoo build", args.profile, seconds, before, params["CACHE_DIR"], hardware)
+        record_time(Path(params["RESULTS_DIR"]) / "notebook_times.csv", row)
     with tempfile.TemporaryDirectory() as tmp:
         for notebook in select_notebooks(root / "notebooks", args.only):
             if notebook.stem.endswith("_text") and args.profile not in TEXT_PROFILE_NAMES:
@@ -268,18 +235,8 @@ def run_and_record(notebook: Path, name: str, params: dict, extra: dict, profile
     except Exception as err:  # papermill has saved the executed copy up to the failing cell
         print(f"[run_notebooks] {name} FAILED; see {output}\n{err}", file=sys.stderr)
         return False
-    record_time(
-        Path(params["RESULTS_DIR"]) / "notebook_times.csv",
-        {
-            "notebook": name,
-            "profile": profile,
-            "seconds": round(seconds, 1),
-            "units_at_start": before,
-            "units_computed": count_units(params["CACHE_DIR"]) - before,
-            "hardware": hardware,
-            "date": date.today().isoformat(),
-        },
-    )
+    row = time_row(name, profile, seconds, before, params["CACHE_DIR"], hardware)
+    record_time(Path(params["RESULTS_DIR"]) / "notebook_times.csv", row)
     print(f"[run_notebooks] {name}: {seconds:.1f} s -> {output}", flush=True)
     return True
 

@@ -77,6 +77,42 @@ def test_the_curve_and_the_limit_follow_one_rule():
     assert low_rate.rate_curve(pd.DataFrame(unexposed))["clean_flagged"].eq(0).all()
 
 
+def _curve(found_by_reading: dict, clean_scores=(0.05, 0.05, 0.05)) -> pd.DataFrame:
+    """A rate curve from {reading: {rate: suspects found of 3}}, the patch trigger, three clean controls."""
+    rows = []
+    for reading, found in found_by_reading.items():
+        for rate, k in found.items():
+            rows += _rows("patch", rate, [True] * k + [False] * (3 - k), reading=reading)
+        rows += [r for s in clean_scores for r in _rows("clean", None, [False], reading, backdoored=False, score=s)]
+    return low_rate.rate_curve(pd.DataFrame(rows)).assign(profile="quick")
+
+
+def test_the_best_reading_and_a_change_of_default_follow_the_issues_rule():
+    curve = _curve(
+        {
+            "stop": {0.01: 0, 0.03: 2, 0.1: 3},
+            "peak": {0.01: 2, 0.03: 3, 0.1: 3},
+            "restarts4": {0.01: 1, 0.03: 1, 0.1: 3},
+        }
+    )
+    (best,) = low_rate.best_readings(curve).itertuples()
+    assert best.reading == "peak" and best.lowest_rate_found == 0.01
+    assert low_rate.replaces_default(curve, "peak")  # as good at every rate, better at one, no clean flag
+    assert not low_rate.replaces_default(curve, "restarts4")  # worse at 3%
+    (line,) = low_rate.front_lines(curve)
+    assert line.startswith("patch (badnets, size 4, position (10, 18), target 6): the default reading (stop)")
+    assert "down to 3.0%" in line and "at 1.0% it finds 0/3" in line and "best variant peak, down to 1.0%" in line
+    assert "Clean controls flagged 0/3 (largest score 0.050, threshold 0.12)" in line and "3 seed(s) a rate" in line
+    # a tie keeps the default (it costs nothing more); a variant that flags a clean control never replaces it
+    tie = _curve({"stop": {0.01: 2}, "peak": {0.01: 2}})
+    assert low_rate.best_readings(tie)["reading"].tolist() == ["stop"] and not low_rate.replaces_default(tie, "peak")
+    flags = pd.concat([_curve({"stop": {0.01: 0}}), _curve({"peak": {0.01: 3}}, clean_scores=(0.5, 0.05, 0.05))])
+    assert not low_rate.replaces_default(flags, "peak")
+    assert low_rate.best_readings(flags)["lowest_rate_found"].isna().all()
+    (line,) = low_rate.front_lines(flags)
+    assert "at no rate tried; at 1.0% it finds 0/3" in line
+
+
 def test_bad_grids_name_what_is_allowed(smoke_run):
     with pytest.raises(ValueError, match=r"unknown trigger\(s\) \['square'\]; choose from"):
         low_rate.grid("smoke", triggers=["square"])

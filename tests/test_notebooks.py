@@ -48,9 +48,6 @@ EXPECTED = {  # notebook -> files it must write (CSV under results, figure under
         *[f"08_{s}.png" for s in ("defense_set", "cul_lr", "optimizer", "stop_rule", "bn", "poison_rate")],
         *[f"08_{s}.png" for s in ("recipe", "architecture")],
         "08_features_badnets.png",
-        "08_low_rate.csv",
-        "08_low_rate_curve.csv",
-        "08_low_rate.png",
     ],
     "09_text": [
         "09_text_models.csv",
@@ -71,6 +68,7 @@ EXPECTED = {  # notebook -> files it must write (CSV under results, figure under
     ],
     "10_claims": ["10_claims.csv", "10_clean_scores.csv", "10_claims.png"],
     "11_scan_your_model": ["11_scan.csv", "11_scan_report.png"],
+    "12_low_poison_rates": ["12_low_rate.csv", "12_low_rate_curve.csv", "12_low_rate.png"],
 }
 
 
@@ -176,6 +174,8 @@ def check_tables(stem: str, results) -> None:
         check_exposure_methods(pd.read_csv(results / "07_exposure_methods.csv"))
     if stem.startswith("08"):
         check_ablations(pd.read_csv(results / "08_ablations.csv"), pd.read_csv(results / "08_feature_summary.csv"))
+    if stem.startswith("12"):
+        check_low_rate(pd.read_csv(results / "12_low_rate.csv"), pd.read_csv(results / "12_low_rate_curve.csv"))
 
 
 def check_exposure_methods(table) -> None:
@@ -201,6 +201,21 @@ def check_ablations(table, features) -> None:
     assert list(features["when"]) == ["before CUL", "after CUL"]
 
 
+def check_low_rate(table, curve) -> None:
+    """Notebook 12 at smoke: the grid's suspects and a clean control a seed, each read every way, and a curve row per
+    trigger, rate and reading with its clean controls beside (that the reading is computed, not that it succeeds)."""
+    from ebyd_utils.experiments import low_rate
+
+    g = low_rate.GRIDS["smoke"]
+    suspects = {f"{t}-r{r:g}-s{s}" for t in g["triggers"] for r in g["rates"] for s in g["seeds"]}
+    assert set(table["model_id"]) == suspects | {f"clean-s{s}" for s in g["seeds"]}
+    assert (table.groupby("model_id")["reading"].apply(set) == set(low_rate.READINGS)).all()
+    assert table[["score", "detected_label", "flagged", "measurable", "correct"]].notna().all().all()
+    assert len(curve) == len(g["triggers"]) * len(g["rates"]) * len(low_rate.READINGS)
+    assert (curve["n"] == len(g["seeds"])).all() and (curve["clean_n"] == len(g["seeds"])).all()
+    assert curve[["found_low", "found_high", "median_ASR", "largest_clean_score"]].notna().all().all()
+
+
 SECTION_ATTACKS = {
     "01": "attacks",
     "02": "attacks",
@@ -224,6 +239,10 @@ def check_verdict(notebook, executed) -> None:
     text = "".join(o.get("text", "") for o in cells[0].outputs)
     if notebook.stem.startswith("10"):
         expected = {"1 label detection", "3 model detection", "4 removal"}  # the claims every smoke run reads
+    elif notebook.stem.startswith("12"):
+        from ebyd_utils.experiments import low_rate
+
+        expected = set(low_rate.GRIDS["smoke"]["triggers"])
     elif notebook.stem.startswith("09"):
         from ebyd_utils.text.config import get_text_profile
 

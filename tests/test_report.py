@@ -53,6 +53,17 @@ def test_the_readmes_headline_table_is_the_reports():
     assert len(text.splitlines()) <= 150
 
 
+def test_the_readmes_limit_is_notebook_12s_curve(tmp_path):
+    text = (REPO / "README.md").read_text()
+    start, end = report.LIMIT_MARKERS
+    block = text.split(start, 1)[1].split(end, 1)[0].strip()
+    assert block == report.limit_block(REPO / "results").strip()
+    # no curve: the README says the section has not run, never a number
+    assert "has not run" in report.limit_block(tmp_path) and not any(
+        c.isdigit() for c in report.limit_block(tmp_path).replace("12", "")
+    )
+
+
 def test_a_readme_without_markers_is_refused(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# no markers\n")

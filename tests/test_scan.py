@@ -5,6 +5,7 @@ import json
 import pickle
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -61,6 +62,42 @@ def test_the_cli_calls_a_clean_model_clean_with_exit_code_0(files, cache_dir, tm
     assert code == 0 == report["exit_code"] and report["verdict"] == "clean"
     assert report["trigger"] is None and report["suspected_label"] is None
     assert report["not_seen"]["source"] == "results/03_label_detection.csv"  # what a clean verdict cannot see
+    assert report["not_seen"]["low_rate"]["source"].endswith("12_low_rate_curve.csv")  # and the rate it stops at
+
+
+def _minimal_report() -> dict:
+    """The keys `report.page` reads, for a page test that runs no scan."""
+    return {
+        "verdict": "clean", "summary": "s", "decided_by": "references", "suspected_label": None, "p_backdoored": None,
+        "calibration": {"note": ""}, "readings": {}, "profile": "quick", "seconds": {"total": 1}, "hardware": "cpu",
+        "model": {"file": "m", "arch": "a", "sha256": "0" * 64, "clean_accuracy": 0.9},
+        "data": {"source": "d", "n_defense": 1, "n_probe": 1},
+    }  # fmt: skip
+
+
+def test_the_low_rate_limit_is_read_from_notebook_12s_curve(tmp_path, monkeypatch):
+    from ebyd_utils.experiments import low_rate
+    from ebyd_utils.scan import readings, report
+
+    rows = [
+        {"trigger": "patch", "poison_rate": rate, "reading": reading, "backdoored": True, "correct": c,
+         "measurable": True, "ASR_suspect": 0.99, "score": 0.3, "threshold": 0.12}
+        for reading in ("stop", "peak") for rate, k in ((0.01, 0), (0.05, 2)) for c in [True] * k + [False] * (2 - k)
+    ] + [
+        {"trigger": "clean", "poison_rate": None, "reading": reading, "backdoored": False, "correct": False,
+         "measurable": True, "ASR_suspect": None, "score": 0.05, "threshold": 0.12}
+        for reading in ("stop", "peak")
+    ]  # fmt: skip
+    path = tmp_path / "12_low_rate_curve.csv"
+    low_rate.rate_curve(pd.DataFrame(rows)).assign(profile="quick").to_csv(path, index=False)
+    monkeypatch.setattr(readings, "LOW_RATE_CSV", path)
+    limit = readings.low_rate_limit()
+    assert limit["lowest_rate_found"] == {"patch": 0.05} and limit["rates_tried"] == [0.01, 0.05]
+    assert limit["profile"] == "quick" and "down to 5.0%" in limit["lines"][0]
+    page = report.page({**_minimal_report(), "not_seen": {"source": "x", "missed": [], "low_rate": limit}}, b"")
+    assert "Low poison rates" in page and "down to 5.0%" in page
+    monkeypatch.setattr(readings, "LOW_RATE_CSV", tmp_path / "absent.csv")
+    assert "not here" in readings.low_rate_limit()["note"]
 
 
 def test_the_report_schema_is_stable(badnets_scan):

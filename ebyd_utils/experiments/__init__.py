@@ -9,8 +9,9 @@ models, adds the truth the defender never sees (target, trigger, ASR) and writes
     05_model_detection    -> model_detection.py    one score per model, ROC AUC over the zoo
     06_backdoor_removal   -> removal.py            FT / FP / ANP / RNP / NC unlearning, plain and guided
     07_exposure_methods   -> exposure_methods.py   the other exposures beside CUL (+ exposure_units.py)
-    08_ablations          -> ablations.py          one sweep at a time (+ feature_view.py, low_rate.py: poison rate)
+    08_ablations          -> ablations.py          one sweep at a time (+ feature_view.py)
     10_claims             -> claims.py             every claim with its effect, interval, n and verdict
+    12_low_poison_rates   -> low_rate.py           where exposure stops seeing: rate x trigger x seed
 
 The text track mirrors these names in `ebyd_utils/text/experiments/`.
 """

@@ -17,6 +17,10 @@ target or an ASR), each read off the same cached CUL runs unless it says otherwi
   by the collapse still counts;
 - ``restarts4``: ``stop`` over 4 CUL runs instead of the profile's (2 more runs a model: CUL seeds 2 and 3).
 
+Which reading is best is read off the curve by one rule (`best_readings`): the lowest rate at which it finds the
+target in most seeds with no clean control flagged. The default reading changes only if a variant is at least as
+good at every trigger and rate, better at one, and flags no clean control (`replaces_default`).
+
 Where ours differs from the paper: the paper reports rates of 1-10% on ResNet-18 with one CUL run and no clean
 control; here every rate is read with the controls and intervals of notebook 03's rule.
 """
@@ -207,5 +211,71 @@ def limit_lines(curve: pd.DataFrame) -> list[str]:
             f"{r.trigger}, reading {r.reading}: {where} (rates {r.min:.1%}-{r.max:.1%}; {points}); clean controls "
             f"flagged {ctrl.clean_flagged}/{ctrl.clean_n}, largest clean score {ctrl.largest_clean_score:.3f} vs "
             f"threshold {ctrl.threshold}."
+        )
+    return lines
+
+
+def describe(trigger: str) -> str:
+    """A trigger's name with what it is, from TRIGGERS (never typed twice): "patch (badnets, size 4, ...)"."""
+    attack, settings = TRIGGERS[trigger]
+    return f"{trigger} ({attack}, " + ", ".join(f"{k} {v}" for k, v in settings.items()) + ")"
+
+
+def best_readings(curve: pd.DataFrame) -> pd.DataFrame:
+    """Per trigger, the reading that finds the target in most seeds at the lowest rate with no clean control flagged
+    (ties: more suspects found over all rates, then the order of READINGS, the default first)."""
+    lim = limits(curve)
+    found = curve.groupby(["trigger", "reading"])["found"].sum().rename("found_all")
+    order = {r: i for i, r in enumerate(READINGS)}
+    lim = lim.join(found, on=["trigger", "reading"]).assign(order=lambda t: t["reading"].map(order).fillna(len(order)))
+    lim = lim.sort_values(
+        ["trigger", "lowest_rate_found", "found_all", "order"], ascending=[True, True, False, True], na_position="last"
+    )
+    return lim.groupby("trigger").head(1).drop(columns="order").reset_index(drop=True)
+
+
+def replaces_default(curve: pd.DataFrame, variant: str, default: str = "stop") -> bool:
+    """The rule for changing the default reading: the variant finds at least as many suspects at every trigger and
+    rate, more at one, and flags no clean control."""
+    at = curve.set_index(["trigger", "poison_rate", "reading"])["found"].unstack("reading")
+    if variant not in at or default not in at:
+        return False
+    clean = curve.loc[curve["reading"] == variant, "clean_flagged"]
+    diff = at[variant] - at[default]
+    return bool((diff >= 0).all() and (diff > 0).any() and (clean == 0).all())
+
+
+def front_lines(curve: pd.DataFrame, default: str = "stop") -> list[str]:
+    """What a user must know, per trigger, in one line each (the README's front page, the scanner's report): the
+    lowest rate the default reading finds in most seeds, the rate below it with its count and ASR (a working
+    backdoor it does not see), the best variant, and the clean controls beside."""
+    lim = limits(curve).set_index(["trigger", "reading"])
+    best = best_readings(curve).set_index("trigger")
+    where = f", {', '.join(sorted(set(map(str, curve['profile']))))}" if "profile" in curve else ""
+    lines = []
+    for trigger, part in curve[curve["reading"] == default].groupby("trigger", sort=False):
+        part = part.sort_values("poison_rate")
+        low = lim.loc[(trigger, default), "lowest_rate_found"]
+        n = int(part["n"].max())
+        if pd.notna(low):
+            text = f"the default reading ({default}) finds the target in most seeds down to {low:.1%}"
+            below = part[part["poison_rate"] < low]
+        else:
+            text = f"the default reading ({default}) finds the target in most seeds at no rate tried"
+            below = part
+        if len(below):
+            b = below.iloc[-1]
+            text += (
+                f"; at {b.poison_rate:.1%} it finds {b.found}/{b.n} [{b.found_low:.2f}, {b.found_high:.2f}] "
+                f"with median ASR {b.median_ASR:.2f}"
+            )
+        b = best.loc[trigger]
+        if b["reading"] != default and pd.notna(b["lowest_rate_found"]):
+            text += f"; best variant {b['reading']}, down to {b['lowest_rate_found']:.1%}"
+        r = part.iloc[0]
+        lines.append(
+            f"{describe(trigger) if trigger in TRIGGERS else trigger}: {text}. Clean controls flagged "
+            f"{r.clean_flagged}/{r.clean_n} (largest score {r.largest_clean_score:.3f}, threshold {r.threshold}); "
+            f"{n} seed(s) a rate, rates {part['poison_rate'].min():.1%}-{part['poison_rate'].max():.1%}{where}."
         )
     return lines

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..defenses.removal.anp import ANPConfig, _perturb
+from ..defenses.removal.anp import ANPConfig, perturb_neurons
 from ..defenses.removal.common import attach_masks, bn_layers, frozen_copy
 from .common import check_count, check_defense, check_rate, run_steps, schedule
 
@@ -69,7 +69,9 @@ def adversarial_weight_perturbation(
     masks = attach_masks(work)
 
     def level(k, eps):
-        _perturb(work, masks, defense_x, defense_y, ANPConfig(eps=eps, steps=cfg.steps, use_bf16=cfg.use_bf16), gen)
+        perturb_neurons(
+            work, masks, defense_x, defense_y, ANPConfig(eps=eps, steps=cfg.steps, use_bf16=cfg.use_bf16), gen
+        )
         return perturbed_copy(model, masks)
 
     steps = schedule(cfg.eps, cfg.levels)

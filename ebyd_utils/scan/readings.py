@@ -35,6 +35,7 @@ from ..expose import clean_unlearn
 REPO = Path(__file__).resolve().parents[2]
 MEASUREMENT_CSV = REPO / "results" / "scan_trained_elsewhere.csv"
 DETECTION_CSV = REPO / "results" / "03_label_detection.csv"
+LOW_RATE_CSV = REPO / "results" / "12_low_rate_curve.csv"
 READINGS = ("reference-free", "references")
 # The reading that decides the verdict, per profile: the one with the fewest false flags on the clean models of the
 # trained-elsewhere measurement (then the higher ROC AUC; results/scan_trained_elsewhere_summary.csv, docs/scan.md;
@@ -182,6 +183,30 @@ def blind_spots() -> dict:
             for r in missed.itertuples()
         ],
         "n_backdoored": len(cul),
+        "low_rate": low_rate_limit(),
+    }
+
+
+def low_rate_limit() -> dict:
+    """Where exposure stops seeing, from notebook 12's committed curve (results/12_low_rate_curve.csv): per trigger,
+    the lowest poison rate at which notebook 03's rule (the scanner's "references" reading) found the target in most
+    seeds with no clean control flagged, and the line the README states."""
+    from ..experiments import low_rate
+
+    if not LOW_RATE_CSV.exists():
+        return {"source": LOW_RATE_CSV.name, "note": "not here (a checkout holds it); see notebook 12"}
+    curve = pd.read_csv(LOW_RATE_CSV)
+    lim = low_rate.limits(curve)
+    stop = lim[lim["reading"] == "stop"]
+    return {
+        "source": f"results/{LOW_RATE_CSV.name}",
+        "profile": ", ".join(sorted(set(map(str, curve["profile"])))) if "profile" in curve else None,
+        "reading": "stop (notebook 03's rule)",
+        "lowest_rate_found": {
+            r.trigger: None if pd.isna(r.lowest_rate_found) else float(r.lowest_rate_found) for r in stop.itertuples()
+        },
+        "rates_tried": sorted(float(x) for x in curve["poison_rate"].unique()),
+        "lines": low_rate.front_lines(curve),
     }
 
 

@@ -173,6 +173,13 @@ def page(report: dict, png: bytes) -> str:
         if missed
         else ""
     )
+    limit = ((report.get("not_seen") or {}).get("low_rate") or {}).get("lines") or []
+    if limit:
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in limit)
+        blind += (
+            "<h2>Low poison rates</h2><p>Where exposure stops seeing a backdoor "
+            f"({html.escape(report['not_seen']['low_rate']['source'])}):</p><ul>{items}</ul>"
+        )
     image = base64.b64encode(png).decode()
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>EBYD scan</title><style>body{font-family:sans-serif;"

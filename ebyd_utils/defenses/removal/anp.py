@@ -81,9 +81,10 @@ def _check(cfg: ANPConfig) -> None:
         raise ValueError(f"eps must be a number >= 0; got {cfg.eps!r}")
 
 
-def _perturb(work, masks, xb, yb, cfg: ANPConfig, gen: torch.Generator) -> None:
-    """Random start in [-eps, eps], then `steps` signed ascent steps of eps / steps on the clean loss (the
-    official reset + noise_opt loop: SGD on the sign of the gradient of -CE), projected onto [-eps, eps]."""
+def perturb_neurons(work, masks, xb, yb, cfg: ANPConfig, gen: torch.Generator) -> None:
+    """The adversarial neuron perturbation, shared with AWP exposure (expose/awp.py): a random start in [-eps, eps],
+    then `steps` signed ascent steps of eps / steps on the clean loss (the official reset + noise_opt loop: SGD on
+    the sign of the gradient of -CE), projected onto [-eps, eps]."""
     noises = [p for n in masks.values() for p in (n.noise, n.noise_bias)]
     with torch.no_grad():
         for p in noises:
@@ -112,7 +113,7 @@ def learn_anp_masks(
         xb, yb = x[idx], y[idx]
         robust = 0.0
         if cfg.eps > 0:
-            _perturb(work, masks, xb, yb, cfg, gen)
+            perturb_neurons(work, masks, xb, yb, cfg, gen)
             robust = nn.functional.cross_entropy(logits(work, xb, cfg.use_bf16), yb)
         for n in masks.values():
             n.perturbed = False
