@@ -131,9 +131,7 @@ def low_rate_section(results: Path) -> list[str]:
         f"From `results/{LOW_RATE_CSV}` ({_where(curve)}): per trigger, rate and reading, the suspects flagged with "
         "their target (k of n, exact 95% interval) beside the clean controls."
     )
-    return _section(
-        "12 · Low poison rates", source, _bullets(low_rate.front_lines(curve)), _bullets(low_rate.limit_lines(curve))
-    )
+    return _section("12 · Low poison rates", source, _bullets(low_rate.verdict_lines(curve)))
 
 
 def limit_block(results: Path) -> str:

@@ -26,6 +26,9 @@ def test_a_low_rate_model_is_read_every_way_and_reported(low_rate_table, smoke_r
     assert (suspect["poison_rate"] == 0.02).all() and (suspect["true_target"] == 6).all()
     assert suspect["ASR_suspect"].notna().all() and t["measurable"].dtype == bool
     assert dict(zip(t["reading"], t["restarts"])) == {"stop": 2, "peak": 2, "restarts4": 4}
+    cost = t.groupby("reading")["cul_seconds"].min()  # what each reading costs: its CUL runs' recorded seconds
+    assert (cost > 0).all() and cost["restarts4"] > cost["stop"] == cost["peak"]
+    assert low_rate.cost_lines(low_rate.rate_curve(t))[0].startswith("peak: 2 CUL run(s) a model (the runs stop")
     assert (t["threshold"] == smoke_run.profile.detection.threshold).all()
     assert t["correct"].dtype == bool and not t.loc[~t["backdoored"], "correct"].any()
     # a second call computes nothing (every model and CUL run is a cached unit) and reads the same
@@ -111,6 +114,9 @@ def test_the_best_reading_and_a_change_of_default_follow_the_issues_rule():
     assert low_rate.best_readings(flags)["lowest_rate_found"].isna().all()
     (line,) = low_rate.front_lines(flags)
     assert "at no rate tried; at 1.0% it finds 0/3" in line
+    verdict = "\n".join(low_rate.verdict_lines(curve))  # notebook 12's verdict cell
+    assert "best reading for patch: peak, down to 1.0%" in verdict and "peak replaces the default" in verdict
+    assert "restarts4 does not replace the default" in verdict
 
 
 def test_bad_grids_name_what_is_allowed(smoke_run):

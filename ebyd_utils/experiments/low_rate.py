@@ -107,7 +107,8 @@ def model_readings(run: Run, suspect, reference_logs: dict, restarts: int) -> li
         ("restarts4", logs, reference_logs),
     ):
         r = read_logs(runs, refs, thr, "peak" if reading == "peak" else "stop")
-        out.append({"reading": reading, "restarts": len(runs), "threshold": thr, **r})
+        cost = sum(float(log.attrs.get("seconds", float("nan"))) for log in runs)  # the cost: its CUL runs' seconds
+        out.append({"reading": reading, "restarts": len(runs), "threshold": thr, **r, "cul_seconds": cost})
     return out
 
 
@@ -174,6 +175,8 @@ def rate_curve(table: pd.DataFrame) -> pd.DataFrame:
                 "found_high": ci.high,
                 "not_measurable": int((~g["measurable"]).sum()),
                 "median_ASR": float(g["ASR_suspect"].median()),
+                "cul_runs": int(g["restarts"].max()) if "restarts" in g else None,
+                "median_cul_seconds": float(g["cul_seconds"].median()) if "cul_seconds" in g else float("nan"),
                 "clean_n": ctrl["n_clean"],
                 "clean_flagged": ctrl["flagged"],
                 "largest_clean_score": ctrl["largest_clean_score"],
@@ -279,3 +282,35 @@ def front_lines(curve: pd.DataFrame, default: str = "stop") -> list[str]:
             f"{n} seed(s) a rate, rates {part['poison_rate'].min():.1%}-{part['poison_rate'].max():.1%}{where}."
         )
     return lines
+
+
+def cost_lines(curve: pd.DataFrame) -> list[str]:
+    """What each reading costs a model: its CUL runs and their median seconds (the units' recorded times, on the
+    hardware the curve names); a reading of the same runs as another costs nothing more."""
+    where = f" on {', '.join(sorted(set(map(str, curve['hardware']))))}" if "hardware" in curve else ""
+    lines = []
+    for reading, g in curve.groupby("reading", sort=False):
+        if "cul_runs" not in g or g["cul_runs"].isna().all():
+            continue  # a curve from rows without their CUL runs: no cost to state
+        same = " (the runs stop reads: nothing more)" if reading == "peak" else ""
+        lines.append(
+            f"{reading}: {int(g['cul_runs'].max())} CUL run(s) a model{same}, median "
+            f"{g['median_cul_seconds'].median():.0f} s a model{where}."
+        )
+    return lines
+
+
+def verdict_lines(curve: pd.DataFrame) -> list[str]:
+    """Notebook 12's verdict, from the curve: the front lines (README, scanner), the best reading per trigger, whether
+    a variant replaces the default (the rule of `replaces_default`), every reading's limit, and what each costs."""
+    lines = list(front_lines(curve))
+    for r in best_readings(curve).itertuples():
+        where = f"down to {r.lowest_rate_found:.1%}" if pd.notna(r.lowest_rate_found) else "at no rate tried"
+        lines.append(
+            f"best reading for {r.trigger}: {r.reading}, {where} ({r.found_all} suspects found over all rates)."
+        )
+    rule = "at least as good at every trigger and rate, better at one, no clean control flagged"
+    for variant in sorted(set(curve["reading"]) - {"stop"}):
+        change = "replaces" if replaces_default(curve, variant) else "does not replace"
+        lines.append(f"{variant} {change} the default reading (the rule: {rule}).")
+    return lines + limit_lines(curve) + ["cost, per reading: " + " ".join(cost_lines(curve))]
