@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .experiments import attacks, claims, label_detection, low_rate, model_detection, removal
+from .experiments import attacks, claims, label_detection, low_rate_limits, model_detection, removal
 from .experiments import exposure as cul
 from .experiments import trigger_recovery as recovery
 from .text.experiments import label_detection as text_detection
@@ -131,7 +131,7 @@ def low_rate_section(results: Path) -> list[str]:
         f"From `results/{LOW_RATE_CSV}` ({_where(curve)}): per trigger, rate and reading, the suspects flagged with "
         "their target (k of n, exact 95% interval) beside the clean controls."
     )
-    return _section("12 · Low poison rates", source, _bullets(low_rate.verdict_lines(curve)))
+    return _section("12 · Low poison rates", source, _bullets(low_rate_limits.verdict_lines(curve)))
 
 
 def limit_block(results: Path) -> str:
@@ -143,7 +143,7 @@ def limit_block(results: Path) -> str:
     return (
         f"{head} reads two triggers at lower rates beside clean controls; below the rate a line names, a clean verdict "
         "says little about that kind of backdoor (the scanner's report says the same):\n"
-        + _bullets(low_rate.front_lines(curve))
+        + _bullets(low_rate_limits.front_lines(curve))
     )
 
 

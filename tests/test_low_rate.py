@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ebyd_utils.defenses import shares_at_stop
-from ebyd_utils.experiments import low_rate
+from ebyd_utils.experiments import low_rate, low_rate_limits
 
 
 @pytest.fixture(scope="module")
@@ -25,11 +25,15 @@ def test_a_low_rate_model_is_read_every_way_and_reported(low_rate_table, smoke_r
     suspect = t[t["backdoored"]]
     assert (suspect["poison_rate"] == 0.02).all() and (suspect["true_target"] == 6).all()
     assert suspect["ASR_suspect"].notna().all() and t["measurable"].dtype == bool
-    assert dict(zip(t["reading"], t["restarts"])) == {"stop": 2, "peak": 2, "restarts4": 4}
-    cost = t.groupby("reading")["cul_seconds"].min()  # what each reading costs: its CUL runs' recorded seconds
-    assert (cost > 0).all() and cost["restarts4"] > cost["stop"] == cost["peak"]
-    assert low_rate.cost_lines(low_rate.rate_curve(t))[0].startswith("peak: 2 CUL run(s) a model (the runs stop")
-    assert (t["threshold"] == smoke_run.profile.detection.threshold).all()
+    assert dict(zip(t["reading"], t["restarts"])) == {"stop": 2, "peak": 2, "restarts4": 4, "nc-top2": 2}
+    cost = t.groupby("reading")["seconds"].min()  # what each reading costs: its CUL (and NC) runs' recorded seconds
+    assert (cost > 0).all() and cost["restarts4"] > cost["stop"] == cost["peak"] < cost["nc-top2"]
+    nc = t[t["reading"] == "nc-top2"]  # its threshold is its own: a mask ratio, not a share
+    assert (nc["threshold"] == low_rate.NC_RATIO).all() and (nc["score"] <= 1).all()
+    assert low_rate_limits.cost_lines(low_rate_limits.rate_curve(t))[0].startswith(
+        "peak: 2 CUL run(s) a model (the runs stop"
+    )
+    assert (t.loc[t["reading"] != "nc-top2", "threshold"] == smoke_run.profile.detection.threshold).all()
     assert t["correct"].dtype == bool and not t.loc[~t["backdoored"], "correct"].any()
     # a second call computes nothing (every model and CUL run is a cached unit) and reads the same
     again = low_rate.sweep(smoke_run, low_rate.grid("smoke"), restarts=4)
@@ -49,6 +53,20 @@ def test_the_peak_reading_reads_the_trajectory_up_to_the_stop():
         low_rate.peak_shares(log[["epoch"]])
 
 
+def _log(shares, collapsed=True):
+    log = pd.DataFrame({"epoch": [0], **{f"probe_share_{c}": [v] for c, v in enumerate(shares)}})
+    log.attrs.update(stop_epoch=0, collapsed=collapsed)
+    return log
+
+
+def test_nc_top2_inverts_the_labels_the_stop_reading_ranks_highest():
+    # class 3 leads the references by 0.4 in both runs, class 1 by 0.2 (its smallest over the runs), class 0 by none
+    suspect = [_log([0.1, 0.3, 0.1, 0.5]), _log([0.1, 0.35, 0.05, 0.5])]
+    references = [[_log([0.25, 0.1, 0.55, 0.1])], [_log([0.25, 0.1, 0.55, 0.1])]]
+    assert low_rate.top_labels(suspect, references) == [3, 1]
+    assert low_rate.top_labels(suspect, references, k=3) == [3, 1, 0]  # 0 and 2 tie at -0.15 and -0.5: 0 leads
+
+
 def _rows(trigger, rate, correct, reading="stop", backdoored=True, score=0.5, measurable=True):
     return [
         {"trigger": trigger, "poison_rate": rate, "reading": reading, "backdoored": backdoored, "correct": c,
@@ -60,24 +78,24 @@ def _rows(trigger, rate, correct, reading="stop", backdoored=True, score=0.5, me
 def test_the_curve_and_the_limit_follow_one_rule():
     rows = _rows("patch", 0.01, [True, False, False]) + _rows("patch", 0.05, [True, True, False])
     rows += _rows("clean", None, [False] * 3, backdoored=False, score=0.05)
-    curve = low_rate.rate_curve(pd.DataFrame(rows))
+    curve = low_rate_limits.rate_curve(pd.DataFrame(rows))
     at = curve.set_index("poison_rate")
     assert at.loc[0.01, "found"] == 1 and at.loc[0.05, "found"] == 2 and (curve["n"] == 3).all()
     assert at.loc[0.05, "found_low"] < 2 / 3 < at.loc[0.05, "found_high"]  # the exact interval holds the rate
     assert (curve["clean_flagged"] == 0).all() and (curve["largest_clean_score"] == 0.05).all()
-    (limit,) = low_rate.limits(curve).itertuples()
+    (limit,) = low_rate_limits.limits(curve).itertuples()
     assert limit.lowest_rate_found == 0.05  # most seeds (2 of 3) at 5%, not at 1%
     assert (
-        "down to 5.0%" in low_rate.limit_lines(curve)[0]
-        and "clean controls flagged 0/3" in low_rate.limit_lines(curve)[0]
+        "down to 5.0%" in low_rate_limits.limit_lines(curve)[0]
+        and "clean controls flagged 0/3" in low_rate_limits.limit_lines(curve)[0]
     )
     # a clean control flagged by the reading: no rate counts as seen
     flagged = rows[:-1] + _rows("clean", None, [False], backdoored=False, score=0.5)
-    curve = low_rate.rate_curve(pd.DataFrame(flagged))
-    assert curve["clean_flagged"].eq(1).all() and low_rate.limits(curve)["lowest_rate_found"].isna().all()
+    curve = low_rate_limits.rate_curve(pd.DataFrame(flagged))
+    assert curve["clean_flagged"].eq(1).all() and low_rate_limits.limits(curve)["lowest_rate_found"].isna().all()
     # a control CUL never exposed is not read as a flag
     unexposed = rows[:-1] + _rows("clean", None, [False], backdoored=False, score=0.5, measurable=False)
-    assert low_rate.rate_curve(pd.DataFrame(unexposed))["clean_flagged"].eq(0).all()
+    assert low_rate_limits.rate_curve(pd.DataFrame(unexposed))["clean_flagged"].eq(0).all()
 
 
 def _curve(found_by_reading: dict, clean_scores=(0.05, 0.05, 0.05)) -> pd.DataFrame:
@@ -87,7 +105,7 @@ def _curve(found_by_reading: dict, clean_scores=(0.05, 0.05, 0.05)) -> pd.DataFr
         for rate, k in found.items():
             rows += _rows("patch", rate, [True] * k + [False] * (3 - k), reading=reading)
         rows += [r for s in clean_scores for r in _rows("clean", None, [False], reading, backdoored=False, score=s)]
-    return low_rate.rate_curve(pd.DataFrame(rows)).assign(profile="quick")
+    return low_rate_limits.rate_curve(pd.DataFrame(rows)).assign(profile="quick")
 
 
 def test_the_best_reading_and_a_change_of_default_follow_the_issues_rule():
@@ -98,23 +116,25 @@ def test_the_best_reading_and_a_change_of_default_follow_the_issues_rule():
             "restarts4": {0.01: 1, 0.03: 1, 0.1: 3},
         }
     )
-    (best,) = low_rate.best_readings(curve).itertuples()
+    (best,) = low_rate_limits.best_readings(curve).itertuples()
     assert best.reading == "peak" and best.lowest_rate_found == 0.01
-    assert low_rate.replaces_default(curve, "peak")  # as good at every rate, better at one, no clean flag
-    assert not low_rate.replaces_default(curve, "restarts4")  # worse at 3%
-    (line,) = low_rate.front_lines(curve)
+    assert low_rate_limits.replaces_default(curve, "peak")  # as good at every rate, better at one, no clean flag
+    assert not low_rate_limits.replaces_default(curve, "restarts4")  # worse at 3%
+    (line,) = low_rate_limits.front_lines(curve)
     assert line.startswith("patch (badnets, size 4, position (10, 18), target 6): the default reading (stop)")
     assert "down to 3.0%" in line and "at 1.0% it finds 0/3" in line and "best variant peak, down to 1.0%" in line
     assert "Clean controls flagged 0/3 (largest score 0.050, threshold 0.12)" in line and "3 seed(s) a rate" in line
     # a tie keeps the default (it costs nothing more); a variant that flags a clean control never replaces it
     tie = _curve({"stop": {0.01: 2}, "peak": {0.01: 2}})
-    assert low_rate.best_readings(tie)["reading"].tolist() == ["stop"] and not low_rate.replaces_default(tie, "peak")
+    assert low_rate_limits.best_readings(tie)["reading"].tolist() == ["stop"] and not low_rate_limits.replaces_default(
+        tie, "peak"
+    )
     flags = pd.concat([_curve({"stop": {0.01: 0}}), _curve({"peak": {0.01: 3}}, clean_scores=(0.5, 0.05, 0.05))])
-    assert not low_rate.replaces_default(flags, "peak")
-    assert low_rate.best_readings(flags)["lowest_rate_found"].isna().all()
-    (line,) = low_rate.front_lines(flags)
+    assert not low_rate_limits.replaces_default(flags, "peak")
+    assert low_rate_limits.best_readings(flags)["lowest_rate_found"].isna().all()
+    (line,) = low_rate_limits.front_lines(flags)
     assert "at no rate tried; at 1.0% it finds 0/3" in line
-    verdict = "\n".join(low_rate.verdict_lines(curve))  # notebook 12's verdict cell
+    verdict = "\n".join(low_rate_limits.verdict_lines(curve))  # notebook 12's verdict cell
     assert "best reading for patch: peak, down to 1.0%" in verdict and "peak replaces the default" in verdict
     assert "restarts4 does not replace the default" in verdict
 

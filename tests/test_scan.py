@@ -76,7 +76,7 @@ def _minimal_report() -> dict:
 
 
 def test_the_low_rate_limit_is_read_from_notebook_12s_curve(tmp_path, monkeypatch):
-    from ebyd_utils.experiments import low_rate
+    from ebyd_utils.experiments import low_rate_limits
     from ebyd_utils.scan import readings, report
 
     rows = [
@@ -89,7 +89,7 @@ def test_the_low_rate_limit_is_read_from_notebook_12s_curve(tmp_path, monkeypatc
         for reading in ("stop", "peak")
     ]  # fmt: skip
     path = tmp_path / "12_low_rate_curve.csv"
-    low_rate.rate_curve(pd.DataFrame(rows)).assign(profile="quick").to_csv(path, index=False)
+    low_rate_limits.rate_curve(pd.DataFrame(rows)).assign(profile="quick").to_csv(path, index=False)
     monkeypatch.setattr(readings, "LOW_RATE_CSV", path)
     limit = readings.low_rate_limit()
     assert limit["lowest_rate_found"] == {"patch": 0.05} and limit["rates_tried"] == [0.01, 0.05]

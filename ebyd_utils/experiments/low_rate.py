@@ -15,11 +15,14 @@ target or an ASR), each read off the same cached CUL runs unless it says otherwi
 - ``peak``: the trajectory instead of the stop -- per class, the largest share any epoch up to the stop reached
   (smallest over restarts), minus the references' peak share: a target that leads the drift early and is overtaken
   by the collapse still counts;
-- ``restarts4``: ``stop`` over 4 CUL runs instead of the profile's (2 more runs a model: CUL seeds 2 and 3).
+- ``restarts4``: ``stop`` over 4 CUL runs instead of the profile's (2 more runs a model: CUL seeds 2 and 3);
+- ``nc-top2``: exposure ranks, Neural Cleanse (Wang et al. 2019) measures: NC inverts the *suspect* for the two labels
+  the ``stop`` reading ranks highest (notebook 04's "CUL label" variant, widened to two), and the smallest mask is
+  compared with the same measure on the clean references (each ranked against the others): score 1 - (its mask
+  L1) / (the references' smallest), flagged at >= 0.5 -- a trigger's mask at most half the smallest a clean model's
+  most drifted labels need. The 0.5 is set before any low-rate model was read; the clean controls measure it.
 
-Which reading is best is read off the curve by one rule (`best_readings`): the lowest rate at which it finds the
-target in most seeds with no clean control flagged. The default reading changes only if a variant is at least as
-good at every trigger and rate, better at one, and flags no clean control (`replaces_default`).
+The curve, the limits and the verdict read off the table: `low_rate_limits.py`.
 
 Where ours differs from the paper: the paper reports rates of 1-10% on ResNet-18 with one CUL run and no clean
 control; here every rate is read with the controls and intervals of notebook 03's rule.
@@ -36,10 +39,12 @@ from ..config import override
 from ..defenses import detect_exposed, detect_label
 from ..pipeline import Run, context, train_suspect
 from ..zoo import REFERENCE_SEED_OFFSET
-from .claims import false_flags
 from .exposure_units import exposures_of
+from .trigger_recovery import invert
 
-READINGS = ("stop", "peak", "restarts4")
+READINGS = ("stop", "peak", "restarts4", "nc-top2")
+NC_TOP = 2  # labels the stop reading ranks highest, inverted by NC on the suspect
+NC_RATIO = 0.5  # nc-top2 flags a mask at most this fraction of the references' smallest (set a priori)
 # trigger name -> (attack, its settings): a 4x4 patch off the corners and a noise blend, targets other than 0
 TRIGGERS = {"patch": ("badnets", {"size": 4, "position": (10, 18), "target": 6}), "blend": ("blend", {"target": 2})}
 GRIDS = {
@@ -93,23 +98,68 @@ def read_logs(logs, reference_logs, threshold: float, how: str) -> dict:
     return {"detected_label": det.label, "score": det.score, "flagged": det.flagged, "measurable": exposed}
 
 
-def model_readings(run: Run, suspect, reference_logs: dict, restarts: int) -> list[dict]:
+def top_labels(logs, reference_logs, k: int = NC_TOP) -> list[int]:
+    """The k labels the stop reading ranks highest (largest excess share over the references), best first."""
+    excess = torch.tensor(detect_exposed(logs, reference_logs, 0.5).excess)
+    return [int(c) for c in excess.argsort(descending=True, stable=True)[:k]]
+
+
+def smallest_mask(run: Run, model, key: str, labels: list[int], name: str) -> tuple[int, float, float]:
+    """NC on `labels` of one model (a cached unit): (the label of the smallest mask, its L1 norm, NC's seconds)."""
+    result = invert(run, "nc", model, key, labels, f"nc on {name}")
+    norms = {c: float(result.norms[result.index(c)]) for c in labels}
+    label = min(labels, key=lambda c: (norms[c], labels.index(c)))
+    return label, norms[label], float(result.seconds)
+
+
+def reference_mask_floor(run: Run, references, reference_logs) -> float:
+    """The clean baseline of nc-top2: the smallest NC mask over each reference's top labels, each reference ranked
+    against the others (as a suspect is against all of them)."""
+    base = run.profile.detection.restarts
+    floors = []
+    for i, ref in enumerate(references):
+        others = [r[:base] for j, r in enumerate(reference_logs) if j != i]
+        labels = top_labels(reference_logs[i][:base], others)
+        floors.append(smallest_mask(run, ref.model, ref.key, labels, ref.model_id)[1])
+    return min(floors)
+
+
+def nc_top_reading(run: Run, suspect, logs, reference_logs, floor: float) -> dict:
+    """nc-top2 of one model: NC on the suspect for the stop reading's top labels, against the references' floor."""
+    label, norm, seconds = smallest_mask(
+        run, suspect.model, suspect.key, top_labels(logs, reference_logs), suspect.model_id
+    )
+    exposed = all(bool(log.attrs.get("collapsed")) for log in logs)  # unexposed: the ranking means nothing
+    score = 1.0 - norm / floor
+    return {"detected_label": label, "score": score, "flagged": exposed and score >= NC_RATIO, "measurable": exposed,
+            "nc_seconds": seconds}  # fmt: skip
+
+
+def model_readings(run: Run, suspect, reference_logs: list, restarts: int, floor: float) -> list[dict]:
     """Every reading of one model: its CUL runs (the profile's restarts, then `restarts` for restarts4) read
-    against the references' runs of the same count."""
+    against the references' runs of the same count; nc-top2 adds NC on the stop reading's top labels."""
     thr = run.profile.detection.threshold
     base = run.profile.detection.restarts
     more = run.replace(profile=override(run.profile, {"detection": {"restarts": restarts}}))
     logs = exposures_of(more, suspect, "cul")  # restart seeds 0..restarts-1; the first `base` are the zoo's units
+    refs = [r[:base] for r in reference_logs]
     out = []
-    for reading, runs, refs in (
-        ("stop", logs[:base], [r[:base] for r in reference_logs]),
-        ("peak", logs[:base], [r[:base] for r in reference_logs]),
+    for reading, runs, against in (
+        ("stop", logs[:base], refs),
+        ("peak", logs[:base], refs),
         ("restarts4", logs, reference_logs),
     ):
-        r = read_logs(runs, refs, thr, "peak" if reading == "peak" else "stop")
-        cost = sum(float(log.attrs.get("seconds", float("nan"))) for log in runs)  # the cost: its CUL runs' seconds
-        out.append({"reading": reading, "restarts": len(runs), "threshold": thr, **r, "cul_seconds": cost})
+        r = read_logs(runs, against, thr, "peak" if reading == "peak" else "stop")
+        out.append({"reading": reading, "restarts": len(runs), "threshold": thr, **r, "seconds": cul_seconds(runs)})
+    nc = nc_top_reading(run, suspect, logs[:base], refs, floor)
+    seconds = cul_seconds(logs[:base]) + nc.pop("nc_seconds")
+    out.append({"reading": "nc-top2", "restarts": base, "threshold": NC_RATIO, **nc, "seconds": seconds})
     return out
+
+
+def cul_seconds(logs) -> float:
+    """What a reading costs: its CUL runs' recorded seconds (the units' own, on the machine that computed them)."""
+    return sum(float(log.attrs.get("seconds", float("nan"))) for log in logs)
 
 
 def sweep(run: Run, g: dict, restarts: int = 4) -> pd.DataFrame:
@@ -123,6 +173,7 @@ def sweep(run: Run, g: dict, restarts: int = 4) -> pd.DataFrame:
         for i in range(run.profile.detection.n_reference)
     ]
     ref_logs = [exposures_of(more, r, "cul", evaluate_it=False) for r in references]
+    floor = reference_mask_floor(run, references, ref_logs)
     jobs = [("clean", None, s) for s in g["seeds"]]
     jobs += [(t, rate, s) for t in g["triggers"] for rate in g["rates"] for s in g["seeds"]]
     rows = []
@@ -145,172 +196,13 @@ def sweep(run: Run, g: dict, restarts: int = 4) -> pd.DataFrame:
             "CA_suspect": suspect.record.get("CA"),
             "ASR_suspect": suspect.record.get("ASR"),
         }
-        rows += [{**facts, **r} for r in model_readings(run, suspect, ref_logs, restarts)]
+        rows += [{**facts, **r} for r in model_readings(run, suspect, ref_logs, restarts, floor)]
     table = pd.DataFrame(rows).astype({"true_target": "Int64"})
     hit = table["flagged"] & (table["detected_label"] == table["true_target"])
     return table.assign(correct=hit.fillna(False).astype(bool))
-
-
-def rate_curve(table: pd.DataFrame) -> pd.DataFrame:
-    """Per trigger, rate and reading: the suspects flagged with their target (k of n, exact 95% interval), the
-    suspects' median ASR, and the clean controls flagged by the same reading (k of n, largest clean score)."""
-    from scipy.stats import binomtest
-
-    clean = table[~table["backdoored"]]
-    rows = []
-    for (trigger, rate, reading), g in table[table["backdoored"]].groupby(["trigger", "poison_rate", "reading"]):
-        k, n = int(g["correct"].sum()), len(g)
-        ci = binomtest(k, n).proportion_ci(0.95, method="exact")
-        mine = clean[clean["reading"] == reading]  # a control CUL never exposed is not read: never a flag
-        ctrl = false_flags(mine["score"].where(mine["measurable"], -1.0), float(g["threshold"].iloc[0]))
-        rows.append(
-            {
-                "trigger": trigger,
-                "poison_rate": rate,
-                "reading": reading,
-                "n": n,
-                "found": k,
-                "found_rate": k / n,
-                "found_low": ci.low,
-                "found_high": ci.high,
-                "not_measurable": int((~g["measurable"]).sum()),
-                "median_ASR": float(g["ASR_suspect"].median()),
-                "cul_runs": int(g["restarts"].max()) if "restarts" in g else None,
-                "median_cul_seconds": float(g["cul_seconds"].median()) if "cul_seconds" in g else float("nan"),
-                "clean_n": ctrl["n_clean"],
-                "clean_flagged": ctrl["flagged"],
-                "largest_clean_score": ctrl["largest_clean_score"],
-                "threshold": ctrl["threshold"],
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def limits(curve: pd.DataFrame) -> pd.DataFrame:
-    """Per trigger and reading, the lowest rate at which the reading finds the target in most seeds (more than
-    half) while flagging no clean control -- the method's measured limit there (NaN: no rate tried)."""
-    ok = curve[(curve["found_rate"] > 0.5) & (curve["clean_flagged"] == 0)]
-    lowest = ok.groupby(["trigger", "reading"])["poison_rate"].min()
-    tried = curve.groupby(["trigger", "reading"])["poison_rate"].agg(["min", "max"])
-    return tried.join(lowest.rename("lowest_rate_found")).reset_index()
-
-
-def limit_lines(curve: pd.DataFrame) -> list[str]:
-    """The verdict, per trigger and reading, written from the curve: n, the interval, the clean controls beside."""
-    lines = []
-    for r in limits(curve).itertuples():
-        at = curve[(curve["trigger"] == r.trigger) & (curve["reading"] == r.reading)]
-        ctrl = at.iloc[0]
-        where = (
-            f"finds the target in most seeds down to {r.lowest_rate_found:.1%}"
-            if pd.notna(r.lowest_rate_found)
-            else "finds the target in most seeds at no rate tried"
-        )
-        points = "; ".join(
-            f"{p.poison_rate:.1%}: {p.found}/{p.n} [{p.found_low:.2f}, {p.found_high:.2f}], ASR {p.median_ASR:.2f}"
-            for p in at.sort_values("poison_rate").itertuples()
-        )
-        lines.append(
-            f"{r.trigger}, reading {r.reading}: {where} (rates {r.min:.1%}-{r.max:.1%}; {points}); clean controls "
-            f"flagged {ctrl.clean_flagged}/{ctrl.clean_n}, largest clean score {ctrl.largest_clean_score:.3f} vs "
-            f"threshold {ctrl.threshold}."
-        )
-    return lines
 
 
 def describe(trigger: str) -> str:
     """A trigger's name with what it is, from TRIGGERS (never typed twice): "patch (badnets, size 4, ...)"."""
     attack, settings = TRIGGERS[trigger]
     return f"{trigger} ({attack}, " + ", ".join(f"{k} {v}" for k, v in settings.items()) + ")"
-
-
-def best_readings(curve: pd.DataFrame) -> pd.DataFrame:
-    """Per trigger, the reading that finds the target in most seeds at the lowest rate with no clean control flagged
-    (ties: more suspects found over all rates, then the order of READINGS, the default first)."""
-    lim = limits(curve)
-    found = curve.groupby(["trigger", "reading"])["found"].sum().rename("found_all")
-    order = {r: i for i, r in enumerate(READINGS)}
-    lim = lim.join(found, on=["trigger", "reading"]).assign(order=lambda t: t["reading"].map(order).fillna(len(order)))
-    lim = lim.sort_values(
-        ["trigger", "lowest_rate_found", "found_all", "order"], ascending=[True, True, False, True], na_position="last"
-    )
-    return lim.groupby("trigger").head(1).drop(columns="order").reset_index(drop=True)
-
-
-def replaces_default(curve: pd.DataFrame, variant: str, default: str = "stop") -> bool:
-    """The rule for changing the default reading: the variant finds at least as many suspects at every trigger and
-    rate, more at one, and flags no clean control."""
-    at = curve.set_index(["trigger", "poison_rate", "reading"])["found"].unstack("reading")
-    if variant not in at or default not in at:
-        return False
-    clean = curve.loc[curve["reading"] == variant, "clean_flagged"]
-    diff = at[variant] - at[default]
-    return bool((diff >= 0).all() and (diff > 0).any() and (clean == 0).all())
-
-
-def front_lines(curve: pd.DataFrame, default: str = "stop") -> list[str]:
-    """What a user must know, per trigger, in one line each (the README's front page, the scanner's report): the
-    lowest rate the default reading finds in most seeds, the rate below it with its count and ASR (a working
-    backdoor it does not see), the best variant, and the clean controls beside."""
-    lim = limits(curve).set_index(["trigger", "reading"])
-    best = best_readings(curve).set_index("trigger")
-    where = f", {', '.join(sorted(set(map(str, curve['profile']))))}" if "profile" in curve else ""
-    lines = []
-    for trigger, part in curve[curve["reading"] == default].groupby("trigger", sort=False):
-        part = part.sort_values("poison_rate")
-        low = lim.loc[(trigger, default), "lowest_rate_found"]
-        n = int(part["n"].max())
-        if pd.notna(low):
-            text = f"the default reading ({default}) finds the target in most seeds down to {low:.1%}"
-            below = part[part["poison_rate"] < low]
-        else:
-            text = f"the default reading ({default}) finds the target in most seeds at no rate tried"
-            below = part
-        if len(below):
-            b = below.iloc[-1]
-            text += (
-                f"; at {b.poison_rate:.1%} it finds {b.found}/{b.n} [{b.found_low:.2f}, {b.found_high:.2f}] "
-                f"with median ASR {b.median_ASR:.2f}"
-            )
-        b = best.loc[trigger]
-        if b["reading"] != default and pd.notna(b["lowest_rate_found"]):
-            text += f"; best variant {b['reading']}, down to {b['lowest_rate_found']:.1%}"
-        r = part.iloc[0]
-        lines.append(
-            f"{describe(trigger) if trigger in TRIGGERS else trigger}: {text}. Clean controls flagged "
-            f"{r.clean_flagged}/{r.clean_n} (largest score {r.largest_clean_score:.3f}, threshold {r.threshold}); "
-            f"{n} seed(s) a rate, rates {part['poison_rate'].min():.1%}-{part['poison_rate'].max():.1%}{where}."
-        )
-    return lines
-
-
-def cost_lines(curve: pd.DataFrame) -> list[str]:
-    """What each reading costs a model: its CUL runs and their median seconds (the units' recorded times, on the
-    hardware the curve names); a reading of the same runs as another costs nothing more."""
-    where = f" on {', '.join(sorted(set(map(str, curve['hardware']))))}" if "hardware" in curve else ""
-    lines = []
-    for reading, g in curve.groupby("reading", sort=False):
-        if "cul_runs" not in g or g["cul_runs"].isna().all():
-            continue  # a curve from rows without their CUL runs: no cost to state
-        same = " (the runs stop reads: nothing more)" if reading == "peak" else ""
-        lines.append(
-            f"{reading}: {int(g['cul_runs'].max())} CUL run(s) a model{same}, median "
-            f"{g['median_cul_seconds'].median():.0f} s a model{where}."
-        )
-    return lines
-
-
-def verdict_lines(curve: pd.DataFrame) -> list[str]:
-    """Notebook 12's verdict, from the curve: the front lines (README, scanner), the best reading per trigger, whether
-    a variant replaces the default (the rule of `replaces_default`), every reading's limit, and what each costs."""
-    lines = list(front_lines(curve))
-    for r in best_readings(curve).itertuples():
-        where = f"down to {r.lowest_rate_found:.1%}" if pd.notna(r.lowest_rate_found) else "at no rate tried"
-        lines.append(
-            f"best reading for {r.trigger}: {r.reading}, {where} ({r.found_all} suspects found over all rates)."
-        )
-    rule = "at least as good at every trigger and rate, better at one, no clean control flagged"
-    for variant in sorted(set(curve["reading"]) - {"stop"}):
-        change = "replaces" if replaces_default(curve, variant) else "does not replace"
-        lines.append(f"{variant} {change} the default reading (the rule: {rule}).")
-    return lines + limit_lines(curve) + ["cost, per reading: " + " ".join(cost_lines(curve))]

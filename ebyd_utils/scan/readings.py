@@ -191,12 +191,12 @@ def low_rate_limit() -> dict:
     """Where exposure stops seeing, from notebook 12's committed curve (results/12_low_rate_curve.csv): per trigger,
     the lowest poison rate at which notebook 03's rule (the scanner's "references" reading) found the target in most
     seeds with no clean control flagged, and the line the README states."""
-    from ..experiments import low_rate
+    from ..experiments import low_rate_limits
 
     if not LOW_RATE_CSV.exists():
         return {"source": LOW_RATE_CSV.name, "note": "not here (a checkout holds it); see notebook 12"}
     curve = pd.read_csv(LOW_RATE_CSV)
-    lim = low_rate.limits(curve)
+    lim = low_rate_limits.limits(curve)
     stop = lim[lim["reading"] == "stop"]
     return {
         "source": f"results/{LOW_RATE_CSV.name}",
@@ -206,7 +206,7 @@ def low_rate_limit() -> dict:
             r.trigger: None if pd.isna(r.lowest_rate_found) else float(r.lowest_rate_found) for r in stop.itertuples()
         },
         "rates_tried": sorted(float(x) for x in curve["poison_rate"].unique()),
-        "lines": low_rate.front_lines(curve),
+        "lines": low_rate_limits.front_lines(curve),
     }
 
 
