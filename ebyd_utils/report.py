@@ -141,7 +141,8 @@ def limit_block(results: Path) -> str:
     if curve is None:
         return f"{head} measures lower rates; it has not run in this checkout (`make figures` runs it)."
     return (
-        f"{head} reads two triggers at lower rates beside clean controls; below the rate a line names, a clean verdict "
+        f"{head} reads {curve['trigger'].nunique()} trigger(s) at lower rates beside clean controls; below the rate a "
+        "line names, a clean verdict "
         "says little about that kind of backdoor (the scanner's report says the same):\n"
         + _bullets(low_rate_limits.front_lines(curve))
     )

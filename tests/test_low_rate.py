@@ -30,9 +30,9 @@ def test_a_low_rate_model_is_read_every_way_and_reported(low_rate_table, smoke_r
     assert (cost > 0).all() and cost["restarts4"] > cost["stop"] == cost["peak"] < cost["nc-top2"]
     nc = t[t["reading"] == "nc-top2"]  # its threshold is its own: a mask ratio, not a share
     assert (nc["threshold"] == low_rate.NC_RATIO).all() and (nc["score"] <= 1).all()
-    assert low_rate_limits.cost_lines(low_rate_limits.rate_curve(t))[0].startswith(
-        "peak: 2 CUL run(s) a model (the runs stop"
-    )
+    costs = low_rate_limits.cost_lines(low_rate_limits.rate_curve(t))
+    assert "peak: 2 CUL run(s) a model (the runs stop reads: nothing more)" in " ".join(costs)
+    assert any(line.startswith("nc-top2: 2 CUL run(s) a model (stop's) + NC on 2 labels") for line in costs)
     assert (t.loc[t["reading"] != "nc-top2", "threshold"] == smoke_run.profile.detection.threshold).all()
     assert t["correct"].dtype == bool and not t.loc[~t["backdoored"], "correct"].any()
     # a second call computes nothing (every model and CUL run is a cached unit) and reads the same
@@ -122,7 +122,11 @@ def test_the_best_reading_and_a_change_of_default_follow_the_issues_rule():
     assert not low_rate_limits.replaces_default(curve, "restarts4")  # worse at 3%
     (line,) = low_rate_limits.front_lines(curve)
     assert line.startswith("patch (badnets, size 4, position (10, 18), target 6): the default reading (stop)")
-    assert "down to 3.0%" in line and "at 1.0% it finds 0/3" in line and "best variant peak, down to 1.0%" in line
+    assert (
+        "down to 3.0%" in line
+        and "at 1.0% it finds 0/3" in line
+        and "best variant peak, down to 1.0% (its clean controls flagged 0/3" in line
+    )
     assert "Clean controls flagged 0/3 (largest score 0.050, threshold 0.12)" in line and "3 seed(s) a rate" in line
     # a tie keeps the default (it costs nothing more); a variant that flags a clean control never replaces it
     tie = _curve({"stop": {0.01: 2}, "peak": {0.01: 2}})
@@ -135,8 +139,11 @@ def test_the_best_reading_and_a_change_of_default_follow_the_issues_rule():
     (line,) = low_rate_limits.front_lines(flags)
     assert "at no rate tried; at 1.0% it finds 0/3" in line
     verdict = "\n".join(low_rate_limits.verdict_lines(curve))  # notebook 12's verdict cell
-    assert "best reading for patch: peak, down to 1.0%" in verdict and "peak replaces the default" in verdict
-    assert "restarts4 does not replace the default" in verdict
+    assert (
+        "best reading for patch: peak, down to 1.0%" in verdict
+        and "peak meets the rule to replace the default reading on patch" in verdict
+    )
+    assert "restarts4 does not meet the rule" in verdict
 
 
 def test_bad_grids_name_what_is_allowed(smoke_run):

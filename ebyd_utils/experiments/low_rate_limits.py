@@ -133,7 +133,11 @@ def front_lines(curve: pd.DataFrame, default: str = "stop") -> list[str]:
             )
         b = best.loc[trigger]
         if b["reading"] != default and pd.notna(b["lowest_rate_found"]):
-            text += f"; best variant {b['reading']}, down to {b['lowest_rate_found']:.1%}"
+            v = curve[(curve["trigger"] == trigger) & (curve["reading"] == b["reading"])].iloc[0]
+            text += (
+                f"; best variant {b['reading']}, down to {b['lowest_rate_found']:.1%} (its clean controls flagged "
+                f"{v.clean_flagged}/{v.clean_n}, largest score {v.largest_clean_score:.3f}, threshold {v.threshold})"
+            )
         r = part.iloc[0]
         lines.append(
             f"{describe(trigger) if trigger in TRIGGERS else trigger}: {text}. Clean controls flagged "
@@ -170,8 +174,9 @@ def verdict_lines(curve: pd.DataFrame) -> list[str]:
             f"best reading for {r.trigger}: {r.reading}, {where} ({r.found_all} suspects found over all rates)."
         )
     rule = "at least as good at every trigger and rate, better at one, no clean control flagged"
+    triggers = ", ".join(dict.fromkeys(curve["trigger"]))
     for variant in sorted(set(curve["reading"]) - {"stop"}):
-        change = "replaces" if replaces_default(curve, variant) else "does not replace"
-        lines.append(f"{variant} {change} the default reading (the rule: {rule}).")
+        change = "meets" if replaces_default(curve, variant) else "does not meet"
+        lines.append(f"{variant} {change} the rule to replace the default reading on {triggers} ({rule}).")
     where = f" (on {', '.join(sorted(set(map(str, curve['hardware']))))})" if "hardware" in curve else ""
     return lines + limit_lines(curve) + [f"cost, per reading{where}: " + " ".join(cost_lines(curve))]

@@ -116,9 +116,9 @@ def feature_pca(view: pd.DataFrame):
 def low_rate_curve(curve: pd.DataFrame, table: pd.DataFrame):
     """One panel per trigger: against the poison rate (log axis), the share of suspects each reading flags with
     their target, with its exact 95% interval; the suspects' median ASR dotted; each reading's clean false flags
-    (k of n, the largest clean score) in the legend."""
+    (k of n, the largest clean score vs its threshold) in the legend."""
     triggers = list(dict.fromkeys(curve["trigger"]))
-    fig, axes = plt.subplots(1, len(triggers), figsize=(4.6 * len(triggers), 3.6), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(triggers), figsize=(4.6 * len(triggers), 5.0), squeeze=False, sharey=True)
     readings = list(dict.fromkeys(curve["reading"]))
     for ax, trigger in zip(axes[0], triggers):
         part = curve[curve["trigger"] == trigger]
@@ -128,7 +128,7 @@ def low_rate_curve(curve: pd.DataFrame, table: pd.DataFrame):
             err = np.vstack([r["found_rate"] - r["found_low"], r["found_high"] - r["found_rate"]])
             label = (
                 f"{reading} (clean flagged {int(r['clean_flagged'].iloc[0])}/{int(r['clean_n'].iloc[0])}, "
-                f"max {r['largest_clean_score'].iloc[0]:.2f})"
+                f"max {r['largest_clean_score'].iloc[0]:.2f} vs {r['threshold'].iloc[0]:g})"
             )
             ax.errorbar(r["poison_rate"] * shift, r["found_rate"], yerr=err, marker="o", capsize=3, label=label)
         asr = part.drop_duplicates("poison_rate").sort_values("poison_rate")
@@ -141,7 +141,7 @@ def low_rate_curve(curve: pd.DataFrame, table: pd.DataFrame):
         ax.set_xlim(rates[0] / 1.5, rates[-1] * 1.5)
         ax.xaxis.set_minor_locator(NullLocator())  # the rates tried are the only ticks
         ax.set_xticks(rates, [f"{r:.1%}" for r in rates])
-        ax.legend(fontsize=6.5, loc="lower right")
+        ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.3))  # below: the curves stay clear
     axes[0][0].set_ylabel("flagged with the target [95% interval]")
     fig.tight_layout()
     return fig
