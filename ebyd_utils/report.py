@@ -256,7 +256,7 @@ def update_readme(path: Path, table: str, markers: tuple[str, str] = MARKERS) ->
     text = path.read_text()
     start, end = markers
     if start not in text or end not in text:
-        raise ValueError(f"{path} has no claims markers; put {start!r} and {end!r} where the table goes")
+        raise ValueError(f"{path} has no markers {start!r} ... {end!r}; put them where the generated block goes")
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
     path.write_text(f"{head}{start}\n{table}\n{end}{tail}")

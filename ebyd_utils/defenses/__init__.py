@@ -15,7 +15,7 @@ The experiments that run these over a zoo and score them with the truth are the 
 `ebyd_utils/experiments/` (one module per notebook section, named as the task is here).
 """
 
-from .label_detection import LabelDetection, detect_exposed, detect_label, share_excess, shares_at_stop
+from .label_detection import LabelDetection, all_collapsed, detect_exposed, detect_label, share_excess, shares_at_stop
 from .model_detection.mm_bd import MMBDConfig, MMBDResult, mm_bd, mm_bd_p_value
 from .model_detection.unlearning_detector import ShareVariance, share_variance
 from .outliers import anomaly_indices
@@ -45,4 +45,5 @@ __all__ = [
     "share_excess",
     "share_variance",
     "shares_at_stop",
+    "all_collapsed",
 ]

@@ -45,6 +45,12 @@ class LabelDetection:
     excess: list = field(default_factory=list)  # per-class excess shares
 
 
+def all_collapsed(logs) -> bool:
+    """Whether every exposure run reached its stop rule: the condition for reading any of them (a run that never
+    collapsed erased nothing, and its shares say nothing about a backdoor)."""
+    return all(bool(log.attrs.get("collapsed")) for log in logs)
+
+
 def shares_at_stop(log, split: str = "probe") -> torch.Tensor:
     """Class shares on `split` ("probe" or "defense") at the CUL log's collapse point (last row if none)."""
     columns = [c for c in log.columns if c.startswith(f"{split}_share_")]
@@ -100,5 +106,5 @@ def detect_exposed(logs, reference_logs, threshold: float = 0.1, fixed: bool = F
         [shares_at_stop(log) for log in logs],
         [[shares_at_stop(log) for log in ref] for ref in reference_logs],
         threshold,
-        exposed=fixed or all(bool(log.attrs.get("collapsed")) for log in logs),
+        exposed=fixed or all_collapsed(logs),
     )

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..core.metrics import judge
 from ..core.progress import eta, report
-from ..defenses import detect_exposed, detect_label, shares_at_stop
+from ..defenses import all_collapsed, detect_exposed, detect_label, shares_at_stop
 from ..expose import EXPOSURES, KNOBS
 from ..pipeline import Run, Suspect, context
 from ..train import class_shares
@@ -82,7 +82,7 @@ def reading(run: Run, suspect: Suspect, method: str, logs, reference_logs, fixed
         if "strength" in first and stop is not None
         else None,
         "stop_epochs": ",".join(str(log.attrs.get("stop_epoch")) for log in logs),
-        "collapsed": all(bool(log.attrs.get("collapsed")) for log in logs),
+        "collapsed": all_collapsed(logs),
         "CA": ev.get("CA"),
         "ASR": ev.get("ASR"),
         "RA": ev.get("RA"),

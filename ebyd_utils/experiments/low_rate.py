@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from ..attacks import make_attack
 from ..config import override
-from ..defenses import detect_exposed, detect_label
+from ..defenses import all_collapsed, detect_exposed, detect_label
 from ..pipeline import Run, context, train_suspect
 from ..zoo import REFERENCE_SEED_OFFSET
 from .exposure_units import exposures_of
@@ -89,7 +89,7 @@ def peak_shares(log: pd.DataFrame) -> torch.Tensor:
 def read_logs(logs, reference_logs, threshold: float, how: str) -> dict:
     """One reading ("stop": notebook 03's rule, `detect_exposed`; "peak": the same on each run's peak shares) of a
     model's CUL runs against its references' runs."""
-    exposed = all(bool(log.attrs.get("collapsed")) for log in logs)
+    exposed = all_collapsed(logs)
     if how == "stop":
         det = detect_exposed(logs, reference_logs, threshold)
     else:
@@ -129,7 +129,7 @@ def nc_top_reading(run: Run, suspect, logs, reference_logs, floor: float) -> dic
     label, norm, seconds = smallest_mask(
         run, suspect.model, suspect.key, top_labels(logs, reference_logs), suspect.model_id
     )
-    exposed = all(bool(log.attrs.get("collapsed")) for log in logs)  # unexposed: the ranking means nothing
+    exposed = all_collapsed(logs)  # unexposed: the ranking means nothing
     score = 1.0 - norm / floor
     return {"detected_label": label, "score": score, "flagged": exposed and score >= NC_RATIO, "measurable": exposed,
             "nc_seconds": seconds}  # fmt: skip

@@ -27,7 +27,7 @@ from ..config import Profile, as_dict
 from ..core.metrics import judge
 from ..core.progress import eta, report
 from ..core.units import cached_unit
-from ..defenses import detect_label, shares_at_stop
+from ..defenses import all_collapsed, detect_label, shares_at_stop
 from ..defenses.model_detection.mm_bd import MMBDResult, make_config, mm_bd
 from ..defenses.model_detection.unlearning_detector import share_variance
 from ..defenses.outliers import median
@@ -127,10 +127,7 @@ def model_scores(run: Run, rows: pd.DataFrame, suspects, logs, references, refer
                 if detector == "exposure":
                     det = (
                         detect_label(
-                            [shares_at_stop(log) for log in runs],
-                            reference_stop,
-                            thr,
-                            exposed=all(bool(log.attrs.get("collapsed")) for log in runs),
+                            [shares_at_stop(log) for log in runs], reference_stop, thr, exposed=all_collapsed(runs)
                         )
                         if exposed
                         else detect_label(plain_shares, reference_shares, thr)

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..defenses import detect_label, shares_at_stop
+from ..defenses import all_collapsed, detect_label, shares_at_stop
 from ..defenses.trigger_recovery.neural_cleanse import neural_cleanse
 from ..expose import clean_unlearn
 
@@ -79,7 +79,7 @@ def expose_runs(model, clean, cul, restarts: int, progress: bool = False) -> lis
 
 
 def exposed(logs) -> bool:
-    return all(bool(log.attrs.get("collapsed")) for log in logs)
+    return all_collapsed(logs)
 
 
 def read(name: str, logs, threshold: float, reference_logs=None, contrast: str = "") -> Reading:
