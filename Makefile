@@ -28,7 +28,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 CIFAR_TAR := $(SHARED)/data/cifar10-jpg.tar.gz
 
-.PHONY: venv install test test-fast lint figures zoo bench lab docs data clean-cache
+.PHONY: venv install test test-fast test-long lint figures zoo bench lab docs data clean-cache
 
 venv install: $(VENV)/.installed
 
@@ -59,11 +59,14 @@ $(VENV)/.docs-installed: pyproject.toml
 	touch $@
 
 test: $(VENV)/.installed
-	@echo "make test: every test, those marked slow included (real CIFAR-10, every notebook at smoke, the zoo's builds, the claims); make test-fast skips those"
-	SHARED=$(SHARED) $(PY) -m pytest -q --durations=20
+	@echo "make test: every test but those marked long: the slow ones included (real CIFAR-10 at a 10k subset, every notebook at smoke, the zoo's builds, the claims); make test-fast skips the slow ones, make test-long runs the long ones (the full quick recipe on real CIFAR-10)"
+	SHARED=$(SHARED) $(PY) -m pytest -q -m "not long" --durations=20
 
 test-fast: $(VENV)/.installed
-	SHARED=$(SHARED) $(PY) -m pytest -q -m "not slow" --durations=10
+	SHARED=$(SHARED) $(PY) -m pytest -q -m "not slow and not long" --durations=10
+
+test-long: $(VENV)/.installed
+	SHARED=$(SHARED) $(PY) -m pytest -q -m long --durations=10
 
 # the rule set and the formatter live in pyproject.toml ([tool.ruff]); `ruff format .` and `ruff check --fix .`
 # mend most of what this reports
