@@ -76,6 +76,7 @@ lint: $(VENV)/.installed
 
 figures: $(VENV)/.installed
 	$(PY) -m ebyd_utils.run_notebooks --profile $(PROFILE) --device $(DEVICE) --data-dir $(DATA_DIR) $(FANOUT)
+	$(PY) -m ebyd_utils.report
 
 zoo: $(VENV)/.installed
 	$(PY) -m ebyd_utils.zoo --profile $(PROFILE) --device $(DEVICE) --data-dir $(DATA_DIR) --cache-dir $(CACHE_DIR) $(FANOUT)

@@ -349,6 +349,7 @@ def main(argv=None) -> int:
     write_figure(table, summary, Path(args.figures_dir) / "scan_trained_elsewhere.png")
     write_docs(REPO / "docs" / "scan.md", docs_table(table, summary))
     print(summary.to_string(index=False))
+    print("the scanner reads a packaged copy of the table: run python -m ebyd_utils.report to refresh it")
     return 0
 
 

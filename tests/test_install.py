@@ -194,6 +194,18 @@ def test_the_wheel_installs_by_the_install_cell_and_runs_notebook_00_outside_the
         text=True,
     )
     assert where.stdout.startswith(str(tmp_path / "venv")), where  # the wheel's copy, in the fresh venv
+    # the scanner of the installed wheel reads the committed results a checkout's does: its calibration, notebook
+    # 03's misses and notebook 12's limit (packaged copies, scan/measured/)
+    scanner = subprocess.run(
+        [python, "-c", "from ebyd_utils.scan import readings as r; print(r.blind_spots()); print(r.MEASURED)"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert scanner.returncode == 0 and "not packaged" not in scanner.stdout, scanner.stdout + scanner.stderr
+    assert scanner.stdout.strip().endswith("measured") and "'lines': [" in scanner.stdout, scanner.stdout
+    assert str(tmp_path / "venv") in scanner.stdout.splitlines()[-1]
     executed = nbformat.read(run / "notebooks" / "executed.ipynb", as_version=4)
     install = executed.cells[1]
     assert install.source.startswith(notebook_setup.INSTALL_MARK) and install.get("execution_count")

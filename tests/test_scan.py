@@ -97,7 +97,7 @@ def test_the_low_rate_limit_is_read_from_notebook_12s_curve(tmp_path, monkeypatc
     page = report.page({**_minimal_report(), "not_seen": {"source": "x", "missed": [], "low_rate": limit}}, b"")
     assert "Low poison rates" in page and "down to 5.0%" in page
     monkeypatch.setattr(readings, "LOW_RATE_CSV", tmp_path / "absent.csv")
-    assert "not here" in readings.low_rate_limit()["note"]
+    assert "not packaged" in readings.low_rate_limit()["note"]
 
 
 def test_the_report_schema_is_stable(badnets_scan):

@@ -32,10 +32,14 @@ from ..defenses import all_collapsed, detect_label, shares_at_stop
 from ..defenses.trigger_recovery.neural_cleanse import neural_cleanse
 from ..expose import clean_unlearn
 
-REPO = Path(__file__).resolve().parents[2]
-MEASUREMENT_CSV = REPO / "results" / "scan_trained_elsewhere.csv"
-DETECTION_CSV = REPO / "results" / "03_label_detection.csv"
-LOW_RATE_CSV = REPO / "results" / "12_low_rate_curve.csv"
+# the committed results the scan reads, as copies packaged with ebyd_utils (so that a wheel install has them too):
+# `python -m ebyd_utils.report` copies them from results/ (report.SCANNER_CSVS); tests/test_report.py checks that
+# the copies are the committed files
+MEASURED = Path(__file__).resolve().parent / "measured"
+MEASUREMENT_CSV = MEASURED / "scan_trained_elsewhere.csv"
+DETECTION_CSV = MEASURED / "03_label_detection.csv"
+LOW_RATE_CSV = MEASURED / "12_low_rate_curve.csv"
+NOT_PACKAGED = "not packaged (python -m ebyd_utils.report copies it from results/)"
 READINGS = ("reference-free", "references")
 # The reading that decides the verdict, per profile: the one with the fewest false flags on the clean models of the
 # trained-elsewhere measurement (then the higher ROC AUC; results/scan_trained_elsewhere_summary.csv, docs/scan.md;
@@ -132,7 +136,7 @@ def probability(score: float, profile_name: str, reading: str) -> tuple[float | 
 
     how = {"method": "logistic regression of backdoored on the score", "source": str(MEASUREMENT_CSV.name)}
     if not MEASUREMENT_CSV.exists():
-        return None, {**how, "note": f"{MEASUREMENT_CSV} is not here (a checkout holds it): not calibrated"}
+        return None, {**how, "note": f"{MEASUREMENT_CSV.name} {NOT_PACKAGED}: not calibrated"}
     table = pd.read_csv(MEASUREMENT_CSV)
     rows = table[(table["profile"] == profile_name) & (table["reading"] == reading) & table["learned"]]
     if rows["backdoored"].nunique() < 2:
@@ -171,7 +175,7 @@ def blind_spots() -> dict:
     """What exposure missed in the committed notebook 03 run (results/03_label_detection.csv): the backdoored models
     it did not flag with their target after CUL, by attack and score -- what a clean verdict cannot rule out."""
     if not DETECTION_CSV.exists():
-        return {"source": DETECTION_CSV.name, "note": "not here (a checkout holds it); see notebook 03"}
+        return {"source": DETECTION_CSV.name, "note": f"{NOT_PACKAGED}; see notebook 03"}
     table = pd.read_csv(DETECTION_CSV)
     cul = table[(table["exposure"] == "CUL") & (table["attack"] != "clean")]
     missed = cul[~cul["correct"].astype(bool)]
@@ -194,7 +198,7 @@ def low_rate_limit() -> dict:
     from ..experiments import low_rate_limits
 
     if not LOW_RATE_CSV.exists():
-        return {"source": LOW_RATE_CSV.name, "note": "not here (a checkout holds it); see notebook 12"}
+        return {"source": LOW_RATE_CSV.name, "note": f"{NOT_PACKAGED}; see notebook 12"}
     curve = pd.read_csv(LOW_RATE_CSV)
     lim = low_rate_limits.limits(curve)
     stop = lim[lim["reading"] == "stop"]
