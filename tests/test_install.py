@@ -186,26 +186,12 @@ def test_the_wheel_installs_by_the_install_cell_and_runs_notebook_00_outside_the
         timeout=300,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    where = subprocess.run(
-        [python, "-c", "import ebyd_utils; print(ebyd_utils.__file__)"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert where.stdout.startswith(str(tmp_path / "venv")), where  # the wheel's copy, in the fresh venv
-    # the scanner of the installed wheel reads the committed results a checkout's does: its calibration, notebook
-    # 03's misses and notebook 12's limit (packaged copies, scan/measured/)
-    scanner = subprocess.run(
-        [python, "-c", "from ebyd_utils.scan import readings as r; print(r.blind_spots()); print(r.MEASURED)"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert scanner.returncode == 0 and "not packaged" not in scanner.stdout, scanner.stdout + scanner.stderr
-    assert scanner.stdout.strip().endswith("measured") and "'lines': [" in scanner.stdout, scanner.stdout
-    assert str(tmp_path / "venv") in scanner.stdout.splitlines()[-1]
+    # the wheel's copy, in the fresh venv; and its scanner reads the committed results a checkout's does: the
+    # calibration, notebook 03's misses and notebook 12's limit (copies packaged in scan/measured/)
+    code = "import ebyd_utils; from ebyd_utils.scan import readings as r; print(ebyd_utils.__file__, r.blind_spots())"
+    where = subprocess.run([python, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert where.returncode == 0 and where.stdout.startswith(str(tmp_path / "venv")), where.stdout + where.stderr
+    assert "'lines': [" in where.stdout and "not packaged" not in where.stdout, where.stdout
     executed = nbformat.read(run / "notebooks" / "executed.ipynb", as_version=4)
     install = executed.cells[1]
     assert install.source.startswith(notebook_setup.INSTALL_MARK) and install.get("execution_count")
