@@ -208,7 +208,17 @@ def timing_section(results: Path) -> list[str]:
         "",
         _table(times),
         "",
+        *_cost_lines(_read(results, "figures_cost.csv")),
     ]
+
+
+def _cost_lines(costs: pd.DataFrame | None) -> list[str]:
+    """Where each run's wall time went (results/figures_cost.csv): seconds by unit kind, one row per run."""
+    if costs is None:
+        return []
+    seconds = costs.pivot_table("seconds", ["notebook", "profile", "hardware"], "kind", aggfunc="sum", fill_value=0)
+    intro = "From `results/figures_cost.csv`: seconds computing units, by kind, and the rest of the run as (other)."
+    return [intro, "", _table(seconds.reset_index(), 1), ""]
 
 
 def headline(table: pd.DataFrame) -> str:

@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 from .config import PROFILES
-from .core.notebook_times import count_units, record_time, time_row
+from .core.notebook_times import record_run, unit_files
 from .core.progress import PROGRESS_ENV, Follower
 from .core.store import hardware_name, output_dirs
 from .train import pick_device
@@ -192,12 +192,11 @@ def main(argv=None) -> int:
     params = notebook_parameters(root, args.profile, args.device, args.data_dir, args.progress)
     hardware = hardware_name(pick_device(args.device))
     if not args.no_prebuild and (args.workers or args.address or not args.only):
-        start, before = time.perf_counter(), count_units(params["CACHE_DIR"])
+        start, before = time.perf_counter(), unit_files(params["CACHE_DIR"])
         if prebuild_zoo(args, root):
             return 1
         seconds = time.perf_counter() - start
-        row = time_row("zoo build", args.profile, seconds, before, params["CACHE_DIR"], hardware)
-        record_time(Path(params["RESULTS_DIR"]) / "notebook_times.csv", row)
+        record_run(params["RESULTS_DIR"], "zoo build", args.profile, seconds, before, params["CACHE_DIR"], hardware)
     with tempfile.TemporaryDirectory() as tmp:
         for notebook in select_notebooks(root / "notebooks", args.only):
             if notebook.stem.endswith("_text") and args.profile not in TEXT_PROFILE_NAMES:
@@ -219,13 +218,13 @@ def main(argv=None) -> int:
 
 def run_and_record(notebook: Path, name: str, params: dict, extra: dict, profile: str, hardware: str, tmp: str) -> bool:
     """One run of `notebook` with params and the variant's `extra` parameters: executed copy
-    <results>/executed/<name>, its time recorded under <name>; False if it failed."""
+    <results>/executed/<name>, its time and its cost by unit kind recorded under <name>; False if it failed."""
     output = Path(params["RESULTS_DIR"]) / "executed" / name
     print(
         f"[run_notebooks] {name} (profile {profile}{''.join(f', {k}={v}' for k, v in extra.items())}) ...", flush=True
     )
     channel = Path(tmp) / f"{Path(name).stem}.progress"  # one per run: its kernel inherits it
-    before = count_units(params["CACHE_DIR"])
+    before = unit_files(params["CACHE_DIR"])
     try:
         with (
             _environ(PROGRESS_ENV, str(channel)),
@@ -235,8 +234,7 @@ def run_and_record(notebook: Path, name: str, params: dict, extra: dict, profile
     except Exception as err:  # papermill has saved the executed copy up to the failing cell
         print(f"[run_notebooks] {name} FAILED; see {output}\n{err}", file=sys.stderr)
         return False
-    row = time_row(name, profile, seconds, before, params["CACHE_DIR"], hardware)
-    record_time(Path(params["RESULTS_DIR"]) / "notebook_times.csv", row)
+    record_run(params["RESULTS_DIR"], name, profile, seconds, before, params["CACHE_DIR"], hardware)
     print(f"[run_notebooks] {name}: {seconds:.1f} s -> {output}", flush=True)
     return True
 

@@ -85,3 +85,17 @@ def test_the_scanners_packaged_results_are_the_committed_ones(tmp_path):
     (dest / report.SCANNER_CSVS[1]).write_text("stale\n")
     assert report.copy_for_scanner(results, dest) == [report.SCANNER_CSVS[0]]
     assert sorted(p.name for p in dest.iterdir()) == [report.SCANNER_CSVS[0]]
+
+
+def test_the_wall_time_section_shows_where_each_run_spent_it(tmp_path):
+    from ebyd_utils.core.notebook_times import OTHER, record_costs
+
+    pd.DataFrame(
+        [{"notebook": "03.ipynb", "profile": "quick", "seconds": 30.0, "units_at_start": 0, "units_computed": 3,
+          "hardware": "cpu", "date": "2026-12-07"}]
+    ).to_csv(tmp_path / "notebook_times.csv", index=False)  # fmt: skip
+    costs = pd.DataFrame({"kind": ["model", "cul", OTHER], "units": [1, 2, 0], "seconds": [20.0, 6.0, 4.0]})
+    record_costs(tmp_path / "figures_cost.csv", "03.ipynb", "quick", "cpu", costs)
+    text = "\n".join(report.timing_section(tmp_path))
+    assert "| notebook | profile | hardware | (other) | cul | model |" in text
+    assert "| 03.ipynb | quick | cpu | 4.0 | 6.0 | 20.0 |" in text

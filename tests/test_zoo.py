@@ -309,6 +309,39 @@ def test_a_notebook_variant_runs_again_with_its_own_parameters(tmp_path, monkeyp
     assert [c.name for c in executed.iterdir()] == ["00_probe_other.ipynb"]
 
 
+def test_make_figures_records_each_notebooks_cost_by_unit_kind(tmp_path):
+    # results/figures_cost.csv: per notebook, the units it computed by kind with their recorded seconds, and the rest
+    # of its wall time as "(other)"; a second run from the warm cache replaces the notebook's rows
+    from ebyd_utils import run_notebooks
+    from ebyd_utils.core.notebook_times import OTHER
+
+    (tmp_path / "notebooks").mkdir()
+    nb = nbformat.v4.new_notebook(
+        metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}}
+    )
+    work = (
+        "import time, torch\nfrom ebyd_utils.core.units import cached_unit\n"
+        "def work():\n    time.sleep(0.5)\n    return {'x': torch.zeros(1)}, {}\n"
+        "for i in range(2):\n    cached_unit('probe', {'i': i}, work, CACHE_DIR)"
+    )
+    nb.cells = [
+        nbformat.v4.new_code_cell('PROFILE = "quick"\nCACHE_DIR = "../cache"', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(work),
+    ]
+    nbformat.write(nb, tmp_path / "notebooks" / "00_probe.ipynb")
+    args = ["--profile", "smoke", "--root", str(tmp_path), "--device", "cpu", "--no-prebuild"]
+    results = tmp_path / "results" / "smoke"
+    assert run_notebooks.main(args) == 0
+    costs = pd.read_csv(results / "figures_cost.csv").set_index("kind")
+    wall = pd.read_csv(results / "notebook_times.csv").set_index("notebook").loc["00_probe.ipynb", "seconds"]
+    assert costs.loc["probe", "units"] == 2 and costs.loc["probe", "seconds"] >= 1.0  # two units of 0.5 s
+    assert costs.loc[OTHER, "seconds"] > 0 and costs["seconds"].sum() == pytest.approx(wall, abs=0.2)
+    assert set(costs["notebook"]) == {"00_probe.ipynb"} and set(costs["profile"]) == {"smoke"}
+    assert run_notebooks.main(args) == 0  # warm: nothing computed, the notebook's rows replaced
+    again = pd.read_csv(results / "figures_cost.csv")
+    assert again["kind"].tolist() == [OTHER] and again["units"].tolist() == [0]
+
+
 @pytest.mark.parametrize("name", sorted(__import__("ebyd_utils.config", fromlist=["PROFILES"]).PROFILES))
 def test_every_profiles_committed_zoo_table_is_what_its_profile_builds(name, tmp_path):
     # results/zoo_<profile>.csv is what a reader opens to see which models a profile trains: it must not drift

@@ -108,6 +108,18 @@ def load_tensors(path, with_metadata: bool = False):
         return None
 
 
+def read_record(path) -> dict | None:
+    """A unit file's record (its JSON metadata) without loading its tensors; None if absent or unreadable."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            record = json.loads((f.metadata() or {}).get("json", "null"))
+    except Exception:  # absent, half-written or garbled: load_tensors deletes it when a unit asks for it
+        return None
+    return record if isinstance(record, dict) else None
+
+
 # AMD families and model ranges -> microarchitecture, for CPUs whose model name is generic ("AMD EPYC"): the
 # same code steps ~2x faster on Zen 5 than on Zen 4, so a time without the generation is not comparable
 AMD_GENERATIONS = {
