@@ -10,7 +10,6 @@ same bytes (no dates, no timings of this run). A section whose CSVs are absent i
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -18,15 +17,12 @@ import pandas as pd
 from .experiments import attacks, claims, label_detection, low_rate_limits, model_detection, removal
 from .experiments import exposure as cul
 from .experiments import trigger_recovery as recovery
+from .scan import readings
 from .text.experiments import label_detection as text_detection
 
 MARKERS = ("<!-- claims:start (written by python -m ebyd_utils.report; do not edit) -->", "<!-- claims:end -->")
 LIMIT_MARKERS = ("<!-- limit:start (written by python -m ebyd_utils.report; do not edit) -->", "<!-- limit:end -->")
 LOW_RATE_CSV = "12_low_rate_curve.csv"
-# what the scanner reads of the committed results (its calibration, notebook 03's misses, notebook 12's limit): copied
-# into the package (ebyd_utils/scan/measured/) so that an installed wheel reports them as a checkout does
-SCANNER_CSVS = ("scan_trained_elsewhere.csv", "03_label_detection.csv", LOW_RATE_CSV)
-SCANNER_DIR = Path(__file__).resolve().parent / "scan" / "measured"
 HEADLINE = [
     ("1 label detection", "CIFAR-10"),
     ("2 trigger recovery", "CIFAR-10"),
@@ -266,21 +262,6 @@ def write(results_dir="results", docs_dir="docs", readme="README.md") -> str:
     return text
 
 
-def copy_for_scanner(results_dir, scanner_dir) -> list[str]:
-    """Copy SCANNER_CSVS from results_dir into scanner_dir (the package's scan/measured/); returns those copied. A
-    file absent from results_dir is absent from the copies too (the scanner then says it is not packaged)."""
-    results, dest = Path(results_dir), Path(scanner_dir)
-    dest.mkdir(parents=True, exist_ok=True)
-    copied = []
-    for name in SCANNER_CSVS:
-        if (results / name).exists():
-            shutil.copyfile(results / name, dest / name)
-            copied.append(name)
-        else:
-            (dest / name).unlink(missing_ok=True)
-    return copied
-
-
 def update_readme(path: Path, table: str, markers: tuple[str, str] = MARKERS) -> None:
     """Replace what lies between the README's markers (the claims table's by default) with `table`."""
     text = path.read_text()
@@ -297,16 +278,16 @@ def main(argv=None) -> int:
     ap.add_argument("--results-dir", default="results")
     ap.add_argument("--docs-dir", default="docs")
     ap.add_argument("--readme", default="README.md", help="the README whose headline table is rewritten ('' = none)")
-    ap.add_argument(
-        "--scanner-dir", default=str(SCANNER_DIR), help="where the scanner's copies of SCANNER_CSVS go ('' = none)"
-    )
+    ap.add_argument("--no-scanner-copies", action="store_true", help="leave the scanner's packaged copies as they are")
     args = ap.parse_args(argv)
     write(args.results_dir, args.docs_dir, args.readme)
-    copied = copy_for_scanner(args.results_dir, args.scanner_dir) if args.scanner_dir else []
+    # the committed results the scanner reports (calibration, notebook 03's misses, notebook 12's limit) ship in the
+    # package, so that an installed wheel reports them as a checkout does
+    copied = [] if args.no_scanner_copies else readings.copy_committed(args.results_dir)
     print(
         f"wrote {Path(args.docs_dir) / 'results.md'}"
         + (f", {args.readme}'s headline table and limit" if args.readme else "")
-        + (f", the scanner's copies of {', '.join(copied)} in {args.scanner_dir}" if copied else "")
+        + (f", the scanner's copies of {', '.join(copied)} in {readings.MEASURED}" if copied else "")
     )
     return 0
 

@@ -74,17 +74,19 @@ def test_a_readme_without_markers_is_refused(tmp_path):
 def test_the_scanners_packaged_results_are_the_committed_ones(tmp_path):
     # the scanner reads its copies (ebyd_utils/scan/measured/), so that a wheel install has them: they must be the
     # committed files, byte for byte
-    for name in report.SCANNER_CSVS:
-        committed, packaged = REPO / "results" / name, report.SCANNER_DIR / name
+    from ebyd_utils.scan import readings
+
+    for name in readings.PACKAGED_CSVS:
+        committed, packaged = REPO / "results" / name, readings.MEASURED / name
         assert packaged.read_bytes() == committed.read_bytes(), f"{packaged} is stale: run python -m ebyd_utils.report"
     # the copy follows results/: what is there is copied, what is not is removed (never an older file left behind)
     results, dest = tmp_path / "results", tmp_path / "measured"
     results.mkdir()
     dest.mkdir()
-    (results / report.SCANNER_CSVS[0]).write_text("a,b\n1,2\n")
-    (dest / report.SCANNER_CSVS[1]).write_text("stale\n")
-    assert report.copy_for_scanner(results, dest) == [report.SCANNER_CSVS[0]]
-    assert sorted(p.name for p in dest.iterdir()) == [report.SCANNER_CSVS[0]]
+    (results / readings.PACKAGED_CSVS[0]).write_text("a,b\n1,2\n")
+    (dest / readings.PACKAGED_CSVS[1]).write_text("stale\n")
+    assert readings.copy_committed(results, dest) == [readings.PACKAGED_CSVS[0]]
+    assert sorted(p.name for p in dest.iterdir()) == [readings.PACKAGED_CSVS[0]]
 
 
 def test_the_wall_time_section_shows_where_each_run_spent_it(tmp_path):

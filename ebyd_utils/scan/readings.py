@@ -20,6 +20,7 @@ Defender-side: nothing here sees a trigger, a true target or an ASR.
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,12 +34,13 @@ from ..defenses.trigger_recovery.neural_cleanse import neural_cleanse
 from ..expose import clean_unlearn
 
 # the committed results the scan reads, as copies packaged with ebyd_utils (so that a wheel install has them too):
-# `python -m ebyd_utils.report` copies them from results/ (report.SCANNER_CSVS); tests/test_report.py checks that
-# the copies are the committed files
+# `python -m ebyd_utils.report` copies them from results/ (`copy_committed`); tests/test_report.py checks that the
+# copies are the committed files
 MEASURED = Path(__file__).resolve().parent / "measured"
 MEASUREMENT_CSV = MEASURED / "scan_trained_elsewhere.csv"
 DETECTION_CSV = MEASURED / "03_label_detection.csv"
 LOW_RATE_CSV = MEASURED / "12_low_rate_curve.csv"
+PACKAGED_CSVS = tuple(p.name for p in (MEASUREMENT_CSV, DETECTION_CSV, LOW_RATE_CSV))
 NOT_PACKAGED = "not packaged (python -m ebyd_utils.report copies it from results/)"
 READINGS = ("reference-free", "references")
 # The reading that decides the verdict, per profile: the one with the fewest false flags on the clean models of the
@@ -47,6 +49,21 @@ READINGS = ("reference-free", "references")
 # the profile's own zoo before that measurement and never tuned on it. Where the chosen reading cannot be made (no
 # references for this task), the scan decides by "reference-free" and says so.
 DEFAULT_READINGS = {"smoke": "reference-free", "quick": "references"}
+
+
+def copy_committed(results_dir, dest=MEASURED) -> list[str]:
+    """Copy PACKAGED_CSVS from results_dir into dest (the package's scan/measured/); returns those copied. A file
+    absent from results_dir is removed from dest too (the scan then says it is not packaged)."""
+    results, dest = Path(results_dir), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for name in PACKAGED_CSVS:
+        if (results / name).exists():
+            shutil.copyfile(results / name, dest / name)
+            copied.append(name)
+        else:
+            (dest / name).unlink(missing_ok=True)
+    return copied
 
 
 def default_reading(profile_name: str) -> str:
