@@ -1,7 +1,8 @@
 """How fast is the companion, next to the way the official code trains? One run, one tidy CSV.
 
     python benchmarks/bench.py --profile quick --data-dir data          # or: make bench PROFILE=quick
-    python benchmarks/bench.py --profile smoke --steps 3 --max-epochs 1  # seconds, generated data
+    python benchmarks/bench.py --profile smoke --steps 3 --max-epochs 1  # minutes, generated data
+    python benchmarks/bench.py --profile smoke --set cul.epochs=3 ...    # any profile setting overridden
 
 Measures, on the profile's model and recipe:
   a/b) training throughput (img/s) of our loop (`ebyd_utils.train.train_model`: uint8 data resident on the
@@ -54,6 +55,7 @@ from ebyd_utils.experiments.model_detection import mmbd_settings
 from ebyd_utils.experiments.trigger_recovery import method_settings
 from ebyd_utils.expose import EXPOSURES, clean_unlearn, exposure_method
 from ebyd_utils.train import accuracy, pick_device, train_model
+from ebyd_utils.zoo.cli import parse_overrides
 
 COLUMNS = ["benchmark", "loop", "metric", "value", "unit", "profile", "dataset", "hardware", "date"]
 
@@ -185,11 +187,18 @@ def main():
     ap.add_argument("--cache-dir", default="cache")
     ap.add_argument("--notebook-times", default="results/notebook_times.csv")
     ap.add_argument("--out", default="results/benchmarks.csv")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="override a profile setting, e.g. --set cul.epochs=2 (repeatable; as python -m ebyd_utils.zoo)",
+    )
     args = ap.parse_args()
     if args.steps < 2:  # train_model's onecycle schedule divides by (steps - warm-up steps): 1 step fails
         ap.error("--steps must be at least 2")
 
-    profile = get_profile(args.profile)
+    profile = get_profile(args.profile, **parse_overrides(args.set))
     cfg = profile.train
     device = pick_device(args.device)
     if device.type == "cpu" and profile.name == "paper":
