@@ -193,27 +193,30 @@ def _threshold(results: Path) -> float:
 
 
 def timing_section(results: Path) -> list[str]:
-    times = _read(results, "notebook_times.csv")
-    if times is None:
-        return []
-    return [
-        "## Wall time",
-        "",
-        "From `results/notebook_times.csv` (`units_at_start` 0: a run from an empty cache; "
-        "empty: recorded before the column existed).",
-        "",
-        _table(times),
-        "",
-        *_cost_lines(_read(results, "figures_cost.csv")),
-    ]
+    """What each notebook took: the committed quick runs (results/) and, where one was committed, a smoke run's
+    (results/smoke/: only its two timing tables are kept in git, so a reader sees what a first run costs)."""
+    lines = []
+    for where, folder in (("results", results), ("results/smoke", results / "smoke")):
+        times = _read(folder, "notebook_times.csv")
+        if times is None:
+            continue
+        lines += [
+            f"From `{where}/notebook_times.csv` (`units_at_start` 0: a run from an empty cache; "
+            "empty: recorded before the column existed).",
+            "",
+            _table(times),
+            "",
+            *_cost_lines(_read(folder, "figures_cost.csv"), f"{where}/figures_cost.csv"),
+        ]
+    return ["## Wall time", "", *lines] if lines else []
 
 
-def _cost_lines(costs: pd.DataFrame | None) -> list[str]:
-    """Where each run's wall time went (results/figures_cost.csv): seconds by unit kind, one row per run."""
+def _cost_lines(costs: pd.DataFrame | None, where: str) -> list[str]:
+    """Where each run's wall time went (a figures_cost.csv): seconds by unit kind, one row per run."""
     if costs is None:
         return []
     seconds = costs.pivot_table("seconds", ["notebook", "profile", "hardware"], "kind", aggfunc="sum", fill_value=0)
-    intro = "From `results/figures_cost.csv`: seconds computing units, by kind, and the rest of the run as (other)."
+    intro = f"From `{where}`: seconds computing units, by kind, and the rest of the run as (other)."
     return [intro, "", _table(seconds.reset_index(), 1), ""]
 
 

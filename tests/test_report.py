@@ -101,3 +101,11 @@ def test_the_wall_time_section_shows_where_each_run_spent_it(tmp_path):
     text = "\n".join(report.timing_section(tmp_path))
     assert "| notebook | profile | hardware | (other) | cul | model |" in text
     assert "| 03.ipynb | quick | cpu | 4.0 | 6.0 | 20.0 |" in text
+    assert "results/smoke" not in text  # no smoke run committed: no smoke table
+    (tmp_path / "smoke").mkdir()  # a smoke run's timing tables (the two files of results/smoke/ kept in git)
+    record_costs(tmp_path / "smoke" / "figures_cost.csv", "03.ipynb", "smoke", "cpu", costs.assign(seconds=1.0))
+    smoke_times = pd.read_csv(tmp_path / "notebook_times.csv").assign(profile="smoke")
+    smoke_times.to_csv(tmp_path / "smoke" / "notebook_times.csv", index=False)
+    text = "\n".join(report.timing_section(tmp_path))
+    assert "From `results/smoke/figures_cost.csv`" in text and "| 03.ipynb | smoke | cpu | 1.0 | 1.0 | 1.0 |" in text
+    assert text.count("## Wall time") == 1 and "| 03.ipynb | quick | cpu | 4.0 | 6.0 | 20.0 |" in text
