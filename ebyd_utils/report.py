@@ -22,7 +22,7 @@ from .text.experiments import label_detection as text_detection
 
 MARKERS = ("<!-- claims:start (written by python -m ebyd_utils.report; do not edit) -->", "<!-- claims:end -->")
 LIMIT_MARKERS = ("<!-- limit:start (written by python -m ebyd_utils.report; do not edit) -->", "<!-- limit:end -->")
-LOW_RATE_CSV = "12_low_rate_curve.csv"
+LOW_RATE_CSV = readings.LOW_RATE_CSV.name  # notebook 12's curve, the file the scanner also ships
 HEADLINE = [
     ("1 label detection", "CIFAR-10"),
     ("2 trigger recovery", "CIFAR-10"),
