@@ -5,7 +5,9 @@ section code (the notebooks' functions) on models the smoke zoo trains anyway (t
 How the bounds were set (the procedure every bound here follows): measured on the smoke models named below on the
 CPU kinds reachable -- a 2-core AMD EPYC Zen 3 (no native bf16: fp32) and the same machine with bf16 autocast forced
 on (emulated; the path an AVX-512-bf16 CPU such as Zen 4 takes) -- and set with the margin stated beside each. A
-comparison (with exposure against without) is asserted wherever a level would depend on the CPU.
+comparison (with exposure against without) is asserted wherever a level would depend on the CPU. Emulated bf16 is
+not a real Zen 4's bits: the text test passed both and failed on a Zen 4 CI runner (stop 39), so it is now measured
+on that Zen 4 itself, in bf16 and in fp32, over six seeds.
 """
 
 import pytest
@@ -88,16 +90,29 @@ def test_3_exposure_lifts_model_detection_from_near_chance(smoke_run, claim_zoo)
         assert auc[(detector, "CUL")] >= 0.8, auc
 
 
-def test_5_text_exposure_reveals_a_word_trigger_the_plain_reading_misses(text_smoke, text_exposed):
-    # text, the same with/without on the smoke text zoo (tiny BERT, generated sentiment rows). Measured (fp32, model
-    # seeds 0-2): BadNets-word's excess on its target 0.93-1.00 after CUL on all weights, 0.01-0.04 without; no
-    # model flagged without exposure. What this does not show, and is not asserted: at this scale CUL also drives 2
-    # of 3 clean controls onto label 0, the BadNets target (excess 0.96-1.00), so the label reading here cannot
-    # tell a backdoor from that drift (notebook 10 counts the clean controls beside every row).
-    from ebyd_utils.text.experiments.label_detection import all_detections
+def test_5_text_exposure_moves_a_word_backdoor_onto_its_target_the_plain_reading_does_not(text_smoke):
+    # text, with/without on six BadNets-word models of the smoke text zoo (tiny BERT, generated sentiment rows,
+    # model seeds 0-5): the share of the defender's probe rows each model sends to its target, as it is and after
+    # CUL on all weights. Measured on a 2-core Zen 4 (family 25 model 17), bf16 | fp32 (bf16 switched off):
+    # plain 0.47-0.67 | 0.47-0.61; after CUL 0.83, 1.00, 0.99, 1.00, 0.97, 0.67 | 0.93, 1.00, 0.97, 1.00, 0.99,
+    # 0.55: a rise of at least 0.3 on 5 of 6 seeds in both. Asserted: every plain share <= 0.7 and a rise of at
+    # least 0.25 on at least 4 of 6 seeds (one seed and 0.05 of margin).
+    # What this does not show, and is not asserted: at smoke CUL also drives 5 of 6 clean controls onto label 0,
+    # the BadNets target (share 0.94-1.00 in both precisions), so the label reading here cannot tell the backdoor
+    # from that drift; the excess over one clean reference (what test 1 reads on images) turns on where that
+    # single reference drifts (label 1 in fp32, label 0 in bf16 here). Whether text exposure names the target
+    # beyond such drift is measured at quick, with the clean controls counted beside it (notebook 10).
+    from ebyd_utils.text.experiments.exposure import readings
+    from ebyd_utils.text.pipeline import expose_text, train_text_suspect
 
-    d = all_detections(text_smoke, text_exposed)
-    d = d[d["reading"] == "share"].set_index(["model_id", "exposure"])
-    assert not d.xs("none", level="exposure")["flagged"].any()
-    after, before = d.loc[("badnets_word-s0", "cul-all")], d.loc[("badnets_word-s0", "none")]
-    assert after["correct"] and after["score"] - before["score"] >= 0.5, (after["score"], before["score"])
+    cul_all = next(e for e in text_smoke.profile.exposures if e.name == "cul-all")
+    plain, exposed = [], []
+    for seed in range(6):
+        suspect = train_text_suspect(text_smoke, "badnets_word", seed, progress=False, model_id=f"badnets_word-s{seed}")
+        model, _ = expose_text(text_smoke, suspect, cul_all, monitor=False, progress=False)
+        target = suspect.attack.target
+        plain.append(float(readings(text_smoke, suspect.model)["share"][target]))
+        exposed.append(float(readings(text_smoke, model)["share"][target]))
+    rises = [a - b for a, b in zip(exposed, plain)]
+    assert max(plain) <= 0.7, plain
+    assert sum(r >= 0.25 for r in rises) >= 4, (plain, exposed)
