@@ -32,14 +32,20 @@ def count_units(cache_dir) -> int:
     return len(unit_files(cache_dir))
 
 
+def _own_seconds(record: dict) -> float:
+    """A unit's seconds less those of units computed inside it (records before own_seconds was kept: seconds)."""
+    seconds = record.get("own_seconds", record.get("seconds"))
+    return float(seconds or 0.0)
+
+
 def unit_costs(paths, wall_seconds: float | None = None) -> pd.DataFrame:
     """Per unit kind, how many of the unit files `paths` there are and the seconds their records say computing
-    them took (columns kind, units, seconds); with `wall_seconds`, a row OTHER for the wall time the units do not
+    them took, each second counted once (own_seconds: a unit computed inside another is not counted in both; columns
+    kind, units, seconds); with `wall_seconds`, a row OTHER for the wall time the units do not
     account for (never below 0: units computed by other processes of a fan-out overlap)."""
     records = [(p.parent.name, r) for p in sorted(paths) if (r := read_record(p)) is not None]
     rows = pd.DataFrame(
-        [{"kind": r.get("kind", kind), "seconds": float(r.get("seconds") or 0.0)} for kind, r in records],
-        columns=["kind", "seconds"],
+        [{"kind": r.get("kind", kind), "seconds": _own_seconds(r)} for kind, r in records], columns=["kind", "seconds"]
     )
     table = rows.groupby("kind", as_index=False).agg(units=("seconds", "size"), seconds=("seconds", "sum"))
     if wall_seconds is not None:

@@ -12,8 +12,10 @@ a pure function of its parameters, stored under a key of all of them, and comput
 - **save**: atomic (temp file + rename), so a run killed halfway leaves whole units or nothing, and the next
   run recomputes only what is missing; several processes may fill one cache folder (the last rename wins, and
   both wrote the same parameters);
-- **record**: what made the unit: kind, key, params, info, seconds, hardware, threads, device, the versions of
-  this package and of torch, and when it finished.
+- **record**: what made the unit: kind, key, params, info, seconds, own_seconds (seconds less those of the
+  units computed inside its compute, e.g. a removal evaluation that builds its repair unit: summing own_seconds
+  counts each second once), hardware, threads, device, the versions of this package and of torch, and when it
+  finished.
 
 Deliberately *not* in the key: the hardware and the thread count. They change the last bits of a float result
 (a CPU's math library splits reductions by thread) but not what was asked for, and keying on them would make a
@@ -23,6 +25,7 @@ for the same parameters, CPU generation and threads per unit.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +37,14 @@ import torch
 from .. import __version__
 from .progress import report
 from .store import cache_key, hardware_name, load_tensors, save_tensors, sweep_stale
+
+_computing = threading.local()  # per thread: the seconds of nested units each computing unit has seen so far
+
+
+def _nested_stack() -> list:
+    if not hasattr(_computing, "stack"):
+        _computing.stack = []
+    return _computing.stack
 
 
 @dataclass
@@ -89,15 +100,23 @@ def cached_unit(
     key, path = unit_path(kind, params, cache_dir)
     sweep_stale(path.parent)  # what a killed run left half-written: never read, deleted once it is stale
     report(f"  {kind} {label or key}: computing")
+    stack = _nested_stack()
+    stack.append(0.0)
     start = time.perf_counter()
-    tensors, info = compute()
-    seconds = time.perf_counter() - start
+    try:
+        tensors, info = compute()
+    finally:
+        seconds = time.perf_counter() - start
+        nested = stack.pop()
+    if stack:
+        stack[-1] += seconds  # the enclosing unit's compute includes this one
     record = {
         "kind": kind,
         "key": key,
         "params": params,
         "info": info,
         "seconds": seconds,
+        "own_seconds": seconds - nested,
         "hardware": hardware_name(device),
         "threads": torch.get_num_threads(),
         "device": str(device),
