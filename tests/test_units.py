@@ -54,10 +54,10 @@ def test_a_unit_computed_inside_another_is_counted_once_in_the_cost_table(tmp_pa
     start = time.perf_counter()
     unit = cached_unit("outer", {"o": 0}, outer, tmp_path)
     wall = time.perf_counter() - start + 0.3  # 0.3 s of the run outside any unit
-    inner_record = load_unit("inner", {"i": 0}, tmp_path).record
+    nested = load_unit("inner", {"i": 0}, tmp_path)
     assert unit.record["seconds"] >= 0.3 and 0.1 <= unit.record["own_seconds"] < 0.2, unit.record
-    assert inner_record["own_seconds"] == inner_record["seconds"] >= 0.2  # nothing inside it
-    costs = unit_costs([unit.path, load_unit("inner", {"i": 0}, tmp_path).path], wall).set_index("kind")["seconds"]
+    assert nested.record["own_seconds"] == nested.record["seconds"] >= 0.2  # nothing inside it
+    costs = unit_costs([unit.path, nested.path], wall).set_index("kind")["seconds"]
     assert costs.sum() == pytest.approx(wall, abs=0.1) and costs[OTHER] >= 0.25, costs
 
 
