@@ -14,7 +14,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from .experiments import attacks, claims, label_detection, low_rate_limits, model_detection, removal
+from .experiments import (
+    ablations,
+    attacks,
+    claims,
+    exposure_methods,
+    label_detection,
+    low_rate_limits,
+    model_detection,
+    removal,
+)
 from .experiments import exposure as cul
 from .experiments import trigger_recovery as recovery
 from .scan import readings
@@ -23,13 +32,15 @@ from .text.experiments import label_detection as text_detection
 MARKERS = ("<!-- claims:start (written by python -m ebyd_utils.report; do not edit) -->", "<!-- claims:end -->")
 LIMIT_MARKERS = ("<!-- limit:start (written by python -m ebyd_utils.report; do not edit) -->", "<!-- limit:end -->")
 LOW_RATE_CSV = readings.LOW_RATE_CSV.name  # notebook 12's curve, the file the scanner also ships
+# (claim, dataset prefix, variant or None for the claim's first two readings): at most 10 rows in all
 HEADLINE = [
-    ("1 label detection", "CIFAR-10"),
-    ("2 trigger recovery", "CIFAR-10"),
-    ("3 model detection", "CIFAR-10"),
-    ("4 removal", "CIFAR-10"),
-    ("1 label detection", "SST-2"),
-    ("1 label detection", "OffensEval"),
+    ("1 label detection", "CIFAR-10", None),
+    ("2 trigger recovery", "CIFAR-10", None),
+    ("3 model detection", "CIFAR-10", None),
+    ("4 removal", "CIFAR-10", None),
+    ("5 other exposures", "CIFAR-10", claims.OTHER_EXPOSURES_POOLED),
+    ("1 label detection", "SST-2", None),
+    ("1 label detection", "OffensEval", None),
 ]
 
 
@@ -121,6 +132,25 @@ def image_sections(results: Path) -> list[str]:
         lines = removal.attack_lines(repaired)
         source = "From `results/06_removal.csv` (DER: 1 a perfect repair, 0.5 no change)."
         out += _section("06 · Removal", source, _bullets(verdicts), _bullets(lines))
+    return out + exposure_and_ablation_sections(results)
+
+
+def exposure_and_ablation_sections(results: Path) -> list[str]:
+    out = []
+    methods, summary = _read(results, "07_exposure_methods.csv"), _read(results, "07_method_summary.csv")
+    if methods is not None and summary is not None:
+        source = (
+            "From `results/07_exposure_methods.csv` and `07_method_summary.csv` (every method read against "
+            "references exposed by the same method; ROC AUC with its 95% bootstrap interval over the models)."
+        )
+        cols = ["name", "detection_power", "n_backdoored", "false_flags_on_clean", "n_clean", "roc_auc"]
+        cols += ["auc_low", "auc_high", "median_seconds", "threshold"]
+        lines = exposure_methods.verdict_lines(methods, summary)
+        out += _section("07 · Other exposures", source, _table(summary[cols]), _bullets(lines))
+    sweeps = _read(results, "08_ablations.csv")
+    if sweeps is not None:
+        source = "From `results/08_ablations.csv` (each point beside a clean control exposed the same way)."
+        out += _section("08 · Ablations", source, _bullets(ablations.sweep_lines(sweeps)))
     return out
 
 
@@ -223,8 +253,10 @@ def _cost_lines(costs: pd.DataFrame | None, where: str) -> list[str]:
 def headline(table: pd.DataFrame) -> str:
     """The README's headline table: one row per claim and main dataset (all models), effect, interval, verdict."""
     rows = []
-    for claim, dataset in HEADLINE:
+    for claim, dataset, variant in HEADLINE:
         match = table[(table["claim"] == claim) & table["dataset"].str.startswith(dataset) & (table["family"] == "all")]
+        if variant is not None:
+            match = match[match["variant"] == variant]
         for r in match.head(2).itertuples():
             rows.append(
                 {

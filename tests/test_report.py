@@ -37,6 +37,34 @@ def test_paired_rows_take_the_mean_difference_and_a_seeded_interval():
     assert {r["family"] for r in rows} == {"all", "patch", "blend", "clean-label"}
 
 
+def test_claim_5_reads_each_other_exposure_as_a_model_detector_against_none_and_their_mean():
+    # notebook 07's scores: 4 backdoored and 3 clean models under none, CUL and two other methods; the pooled row
+    # is the mean of the others' AUCs (CUL is claim 3's)
+    backdoored = [True] * 4 + [False] * 3
+    scores = {
+        "none": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7],  # AUC 0: the clean models score higher
+        "cul": [0.9, 0.9, 0.9, 0.9, 0.0, 0.0, 0.0],
+        "shuffle_ft": [0.5, 0.6, 0.7, 0.8, 0.1, 0.2, 0.3],  # AUC 1
+        "awp": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7],  # no change from none
+    }
+    methods = pd.DataFrame(
+        [
+            {"dataset": "d", "model_id": f"m{i}", "backdoored": b, "method": m, "score": v[i]}
+            for m, v in scores.items()
+            for i, b in enumerate(backdoored)
+        ]
+    )
+    rows = claims.other_exposure_rows(methods)
+    assert [r["variant"] for r in rows] == [claims.OTHER_EXPOSURES_POOLED, "shuffle_ft", "awp"]  # CUL: claim 3's
+    pooled, shuffled, awp = rows
+    assert (shuffled["with"], awp["with"], pooled["with"]) == (1.0, 0.0, 0.5) and all(r["without"] == 0 for r in rows)
+    assert pooled["effect"] == 0.5 and all(r["n"] == 7 for r in rows)
+    assert shuffled["low"] == 1.0 and shuffled["verdict"] == "supported"  # every resample: AUC 1 vs 0
+    assert (awp["low"], awp["high"]) == (0.0, 0.0) and awp["verdict"].startswith("not shown")
+    assert pooled["verdict"] == "supported"
+    assert rows == claims.other_exposure_rows(methods)  # seeded
+
+
 def test_the_report_is_deterministic_and_the_committed_page_is_what_the_csvs_give(tmp_path):
     first = report.write(REPO / "results", tmp_path / "a", readme="")
     second = report.write(REPO / "results", tmp_path / "b", readme="")

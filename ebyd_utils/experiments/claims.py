@@ -6,9 +6,9 @@ attack family and per dataset, images and text -- and (5) other exposures expose
 
 Each effect is paired: the same models read with exposure and without, the difference averaged over the models
 (label detection: flagged with the true target; trigger recovery: the true target named; removal: DER; model
-detection: ROC AUC over the zoo, with minus without). Its 95% interval comes from resampling the models with
-replacement (BOOTSTRAP times, seeded); model detection resamples backdoored and clean models apart, so that every
-resample holds both.
+detection and other exposures: ROC AUC over the models, with minus without). Its 95% interval comes from resampling
+the models with replacement (BOOTSTRAP times, seeded); model detection resamples backdoored and clean models
+apart, so that every resample holds both.
 
 The verdict rule (`verdict`), the same for every row: "supported" when n >= MIN_N and the interval lies wholly
 above 0, "reversed" when it lies wholly below, "not shown" otherwise -- with n, so a reader sees why.
@@ -159,31 +159,68 @@ def model_detection(scores: pd.DataFrame, detector: str = "exposure", seed: int 
     rows = []
     for dataset, g in d.groupby("dataset", sort=False):
         wide = g.pivot_table(index=["model_id", "backdoored"], columns="exposure", values="score").reset_index()
-        y = wide["backdoored"].astype(int).to_numpy()
-        a_with, a_without = (roc_auc_score(y, wide[e]) for e in ("CUL", "none"))
-        pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-        rng = np.random.default_rng(seed)
-        p, q = rng.choice(pos, (BOOTSTRAP, len(pos))), rng.choice(neg, (BOOTSTRAP, len(neg)))
-        diffs = _auc(wide["CUL"].to_numpy(), p, q) - _auc(wide["none"].to_numpy(), p, q)
-        low, high = np.quantile(diffs, [(1 - LEVEL) / 2, 1 - (1 - LEVEL) / 2])
-        n = len(wide)
         rows.append(
-            {
-                "claim": "3 model detection",
-                "dataset": dataset,
-                "variant": f"{detector} score",
-                "family": "all",
-                "measure": f"ROC AUC of the {detector} score ({len(pos)} backdoored, {len(neg)} clean)",
-                "with": a_with,
-                "without": a_without,
-                "effect": a_with - a_without,
-                "low": float(low),
-                "high": float(high),
-                "n": n,
-                "verdict": verdict(float(low), float(high), min(len(pos), len(neg))),
-            }
+            _auc_row("3 model detection", dataset, f"{detector} score", f"the {detector} score", wide, ["CUL"], seed)
         )
     return rows
+
+
+OTHER_EXPOSURES_POOLED = "other methods, mean"  # claim 5's one-row reading (the README's headline)
+
+
+def other_exposure_rows(methods: pd.DataFrame, seed: int = 0) -> list[dict]:
+    """Claim 5 rows (07_exposure_methods.csv): the exposure score read after each method but CUL (claim 3 reads
+    CUL) as a model detector, ROC AUC minus the same score on the un-exposed models ("none"), over all of notebook
+    07's models; first the mean over those methods (one resample of the models serves every method), then each."""
+    others = [m for m in dict.fromkeys(methods["method"]) if m not in ("none", "cul")]
+    rows = []
+    for dataset, g in methods.groupby("dataset", sort=False):
+        wide = g.pivot_table(index=["model_id", "backdoored"], columns="method", values="score").reset_index()
+        if "none" not in wide or wide["backdoored"].nunique() < 2 or not others:
+            continue
+        rows.append(
+            _auc_row(
+                "5 other exposures",
+                dataset,
+                OTHER_EXPOSURES_POOLED,
+                "the exposure score, mean over the other methods",
+                wide,
+                others,
+                seed,
+            )
+        )
+        rows += [
+            _auc_row("5 other exposures", dataset, m, f"the exposure score after {m}", wide, [m], seed) for m in others
+        ]
+    return rows
+
+
+def _auc_row(claim: str, dataset: str, variant: str, what: str, wide: pd.DataFrame, with_cols, seed: int) -> dict:
+    """One AUC claim row: the mean ROC AUC of the score columns `with_cols` (the same models, backdoored vs clean)
+    minus the AUC of column "none" (the un-exposed models), its interval from resampling backdoored and clean
+    models apart (one resample serves every column), n, and the verdict (judged on the smaller group's size)."""
+    y = wide["backdoored"].astype(int).to_numpy()
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    rng = np.random.default_rng(seed)
+    p, q = rng.choice(pos, (BOOTSTRAP, len(pos))), rng.choice(neg, (BOOTSTRAP, len(neg)))
+    a_with = float(np.mean([roc_auc_score(y, wide[c]) for c in with_cols]))
+    a_without = roc_auc_score(y, wide["none"])
+    diffs = np.mean([_auc(wide[c].to_numpy(), p, q) for c in with_cols], axis=0) - _auc(wide["none"].to_numpy(), p, q)
+    low, high = (float(v) for v in np.quantile(diffs, [(1 - LEVEL) / 2, 1 - (1 - LEVEL) / 2]))
+    return {
+        "claim": claim,
+        "dataset": dataset,
+        "variant": variant,
+        "family": "all",
+        "measure": f"ROC AUC of {what} ({len(pos)} backdoored, {len(neg)} clean)",
+        "with": a_with,
+        "without": a_without,
+        "effect": a_with - a_without,
+        "low": low,
+        "high": high,
+        "n": len(wide),
+        "verdict": verdict(low, high, min(len(pos), len(neg))),
+    }
 
 
 def _auc(score: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
@@ -221,6 +258,8 @@ def claims_table(results_dir) -> pd.DataFrame:
                 f"{method.upper()} guided",
                 f"DER of {method.upper()}, guided by the exposed model vs plain",
             )
+    if (r / "07_exposure_methods.csv").exists():
+        rows += other_exposure_rows(pd.read_csv(r / "07_exposure_methods.csv"))
     for path in sorted(r.glob("09_text_detection*.csv")):
         if "summary" in path.name:
             continue
