@@ -19,6 +19,7 @@ from .experiments import (
     attacks,
     claims,
     exposure_methods,
+    feature_view,
     label_detection,
     low_rate_limits,
     model_detection,
@@ -147,10 +148,16 @@ def exposure_and_ablation_sections(results: Path) -> list[str]:
         cols += ["auc_low", "auc_high", "median_seconds", "threshold"]
         lines = exposure_methods.verdict_lines(methods, summary)
         out += _section("07 · Other exposures", source, _table(summary[cols]), _bullets(lines))
-    sweeps = _read(results, "08_ablations.csv")
+    sweeps, view = _read(results, "08_ablations.csv"), _read(results, "08_feature_summary.csv")
     if sweeps is not None:
-        source = "From `results/08_ablations.csv` (each point beside a clean control exposed the same way)."
-        out += _section("08 · Ablations", source, _bullets(ablations.sweep_lines(sweeps)))
+        source = (
+            "From `results/08_ablations.csv` (each point beside a clean control exposed the same way) and "
+            "`08_feature_summary.csv` (penultimate features before and after CUL)."
+        )
+        blocks = [_bullets(ablations.sweep_lines(sweeps))]
+        if view is not None:
+            blocks.append(_bullets(feature_view.view_lines(view)))
+        out += _section("08 · Ablations", source, *blocks)
     return out
 
 

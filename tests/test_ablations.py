@@ -86,3 +86,26 @@ def test_a_sweep_reads_its_clean_control_and_computes_nothing_the_second_time(
         monkeypatch.setitem(EXPOSURES, name, boom)
     again = ablations.sweep_table(smoke_run, points, ["badnets"], [0], restarts=1)
     assert again.equals(first)
+
+
+def test_the_feature_views_separations_see_classes_fold_and_a_triggered_cluster_stand_apart():
+    import numpy as np
+
+    from ebyd_utils.experiments.feature_view import separations
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 50)
+    offsets = 10 * np.eye(8)[labels]  # 4 classes, 10 apart along their own axes, unit noise
+    apart = offsets + rng.normal(size=(200, 8))
+    folded = 0.1 * offsets + rng.normal(size=(200, 8))  # the classes collapsed onto each other
+    triggered = rng.normal(size=(60, 8)) + 30 * np.eye(8)[7]  # a cluster far from every class
+
+    def measure(fc, ft):
+        centroids = np.stack([fc[labels == c].mean(0) for c in range(4)])
+        return separations(fc, labels, ft, centroids)
+
+    before, after = measure(apart, triggered), measure(folded, triggered)
+    assert before["clean_class_separation"] > 4 and after["clean_class_separation"] < 1
+    assert after["triggered_separation"] > before["triggered_separation"] > 2
+    near = measure(apart, apart[:60])  # "triggered" images drawn from the clean ones: not apart
+    assert near["triggered_separation"] < 1

@@ -116,7 +116,7 @@ def _smoke_rows():
 
 # csv -> (columns it must have, columns with no NaN, which models it holds (a key of _smoke_rows), rows per model)
 TABLES = {
-    "01_attacks.csv": (["model_id", "attack", "seed", "metric", "value"], ["model_id", "value"], "seed0", None),
+    "01_attacks.csv": (["model_id", "attack", "seed", "metric", "value"], ["model_id", "value"], "all", None),
     "02_cul_summary.csv": (["model_id", "attack", "metric", "value"], ["model_id", "value"], "seed0", None),
     "03_label_detection.csv": (
         ["model_id", "exposure", "detected_label", "score", "flagged", "measurable", "true_target", "correct"],
@@ -199,6 +199,8 @@ def check_ablations(table, features) -> None:
         assert (point["n_reference"] >= 1).all() and point["score"].notna().all()
     assert (table.loc[table["role"] == "control", "attack"] == "clean").all()
     assert list(features["when"]) == ["before CUL", "after CUL"]
+    separations = features[["clean_class_separation", "triggered_separation"]]
+    assert separations.notna().all().all() and (separations > 0).all().all()
 
 
 def check_low_rate(table, curve) -> None:
