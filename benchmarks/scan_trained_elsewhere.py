@@ -44,7 +44,7 @@ from ebyd_utils.config import as_dict, get_profile
 from ebyd_utils.core.metrics import bootstrap_auc, calibrated_probabilities, roc_auc
 from ebyd_utils.core.store import hardware_name, save_tensors, write_csv
 from ebyd_utils.core.units import cached_unit
-from ebyd_utils.experiments.claims import false_flags
+from ebyd_utils.experiments.clean_threshold import false_flags
 from ebyd_utils.models import build_model
 from ebyd_utils.scan import scan
 from ebyd_utils.scan.checkpoint import file_digest

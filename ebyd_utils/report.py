@@ -18,6 +18,7 @@ from .experiments import (
     ablations,
     attacks,
     claims,
+    clean_threshold,
     exposure_methods,
     feature_view,
     label_detection,
@@ -211,10 +212,10 @@ def claims_section(results: Path) -> tuple[list[str], pd.DataFrame]:
     ]
     if len(table):
         lines += [_table(table.drop(columns=["measure"])), ""]
-    clean = claims.clean_scores(results)
+    clean = clean_threshold.clean_scores(results)
     if len(clean):
         thr = _threshold(results)
-        ff = claims.false_flags(clean["score"], thr)
+        ff = clean_threshold.false_flags(clean["score"], thr)
         lines += [
             f"Clean models flagged by label detection's threshold {thr}: {ff['flagged']} of {ff['n_clean']} "
             f"(95% interval [{ff['low']:.2f}, {ff['high']:.2f}]); the largest clean score is "

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .claims import false_flags
+from .clean_threshold import false_flags
 from .low_rate import NC_TOP, READINGS, TRIGGERS, describe
 
 
