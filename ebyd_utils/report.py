@@ -14,20 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .experiments import (
-    ablations,
-    attacks,
-    claims,
-    clean_threshold,
-    exposure_methods,
-    feature_view,
-    label_detection,
-    low_rate_limits,
-    model_detection,
-    removal,
-)
+from .experiments import attacks, claims, clean_threshold, label_detection, low_rate_limits, model_detection, removal
 from .experiments import exposure as cul
 from .experiments import trigger_recovery as recovery
+from .report_blocks import _bullets, _read, _section, _table, _where, exposure_and_ablation_sections
 from .scan import readings
 from .text.experiments import label_detection as text_detection
 
@@ -46,35 +36,6 @@ HEADLINE = [
 ]
 
 
-def _read(results: Path, name: str) -> pd.DataFrame | None:
-    """A section's CSV (with its models' ids, claims.with_model_id), or None when the section has not run."""
-    path = results / name
-    if not path.exists():
-        return None
-    table = pd.read_csv(path)
-    return claims.with_model_id(table) if {"attack", "seed"} <= set(table.columns) else table
-
-
-def _table(frame: pd.DataFrame, digits: int = 3) -> str:
-    """A DataFrame as a Markdown table (no index), numbers rounded."""
-    frame = frame.round(digits)
-    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |" for row in frame.to_numpy()]
-    return "\n".join(lines)
-
-
-def _bullets(lines: list[str]) -> str:
-    return "\n".join(f"- {line}" for line in lines)
-
-
-def _where(table: pd.DataFrame) -> str:
-    """Profile, dataset and hardware of a table, as its rows name them."""
-    parts = [
-        ", ".join(sorted(set(map(str, table[c].dropna())))) for c in ("profile", "dataset", "hardware") if c in table
-    ]
-    return "; ".join(p for p in parts if p)
-
-
 METRIC_COLUMNS = [
     "detector",
     "exposure",
@@ -86,14 +47,6 @@ METRIC_COLUMNS = [
     "n_backdoored",
     "n_clean",
 ]
-
-
-def _section(title: str, source: str, *blocks: str) -> list[str]:
-    """A section of the page: its title, where its numbers come from, then each block followed by a blank line."""
-    out = [f"## {title}", "", source, ""]
-    for block in blocks:
-        out += [block, ""]
-    return out
 
 
 def image_sections(results: Path) -> list[str]:
@@ -135,31 +88,6 @@ def image_sections(results: Path) -> list[str]:
         source = "From `results/06_removal.csv` (DER: 1 a perfect repair, 0.5 no change)."
         out += _section("06 · Removal", source, _bullets(verdicts), _bullets(lines))
     return out + exposure_and_ablation_sections(results)
-
-
-def exposure_and_ablation_sections(results: Path) -> list[str]:
-    out = []
-    methods, summary = _read(results, "07_exposure_methods.csv"), _read(results, "07_method_summary.csv")
-    if methods is not None and summary is not None:
-        source = (
-            "From `results/07_exposure_methods.csv` and `07_method_summary.csv` (every method read against "
-            "references exposed by the same method; ROC AUC with its 95% bootstrap interval over the models)."
-        )
-        cols = ["name", "detection_power", "n_backdoored", "false_flags_on_clean", "n_clean", "roc_auc"]
-        cols += ["auc_low", "auc_high", "median_seconds", "threshold"]
-        lines = exposure_methods.verdict_lines(methods, summary)
-        out += _section("07 · Other exposures", source, _table(summary[cols]), _bullets(lines))
-    sweeps, view = _read(results, "08_ablations.csv"), _read(results, "08_feature_summary.csv")
-    if sweeps is not None:
-        source = (
-            "From `results/08_ablations.csv` (each point beside a clean control exposed the same way) and "
-            "`08_feature_summary.csv` (penultimate features before and after CUL)."
-        )
-        blocks = [_bullets(ablations.sweep_lines(sweeps))]
-        if view is not None:
-            blocks.append(_bullets(feature_view.view_lines(view)))
-        out += _section("08 · Ablations", source, *blocks)
-    return out
 
 
 def low_rate_section(results: Path) -> list[str]:
