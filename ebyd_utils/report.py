@@ -31,8 +31,8 @@ HEADLINE = [
     ("3 model detection", "CIFAR-10", None),
     ("4 removal", "CIFAR-10", None),
     ("5 other exposures", "CIFAR-10", claims.OTHER_EXPOSURES_POOLED),
-    ("1 label detection", "SST-2", None),
-    ("1 label detection", "OffensEval", None),
+    ("1 label detection", "SST-2", "cul-all"),
+    ("1 label detection", "OffensEval", "cul-all"),
 ]
 
 
@@ -188,11 +188,12 @@ def _cost_lines(costs: pd.DataFrame | None, where: str) -> list[str]:
 
 def headline(table: pd.DataFrame) -> str:
     """The README's headline table: one row per claim and main dataset (all models), effect, interval, verdict."""
-    rows = []
+    rows, shown = [], []
     for claim, dataset, variant in HEADLINE:
         match = table[(table["claim"] == claim) & table["dataset"].str.startswith(dataset) & (table["family"] == "all")]
         if variant is not None:
             match = match[match["variant"] == variant]
+        shown += list(match.head(2).index)
         for r in match.head(2).itertuples():
             rows.append(
                 {
@@ -204,7 +205,24 @@ def headline(table: pd.DataFrame) -> str:
                     "verdict": r.verdict,
                 }
             )
-    return _table(pd.DataFrame(rows[:10])) if rows else "No section has run yet: `make figures` writes this table."
+    if not rows:
+        return "No section has run yet: `make figures` writes this table."
+    return _table(pd.DataFrame(rows[:10])) + "\n\n" + _others_line(table.drop(index=shown[:10]))
+
+
+def _others_line(rest: pd.DataFrame) -> str:
+    """One line on the rows over all models the headline leaves out: how many of each verdict, the reversed ones by
+    claim, so that the table's choice of rows hides no verdict."""
+    rest = rest[rest["family"] == "all"]
+    verdicts = rest["verdict"].str.split(" ").str[0]
+    reversed_by = rest[verdicts == "reversed"].groupby("claim", sort=True).size()
+    where = "; ".join(f"{claim} {n}" for claim, n in reversed_by.items())
+    return (
+        f"The {len(rest)} other rows over all models (other readings and datasets, text included; "
+        f"[docs/results.md](docs/results.md)): {int((verdicts == 'supported').sum())} supported, "
+        f"{int((verdicts == 'reversed').sum())} reversed{f' ({where})' if where else ''}, "
+        f"{int((verdicts == 'not').sum())} not shown."
+    )
 
 
 def write(results_dir="results", docs_dir="docs", readme="README.md") -> str:

@@ -66,7 +66,7 @@ EXPECTED = {  # notebook -> files it must write (CSV under results, figure under
         "09_removal.png",
         "09_input_defenses.png",
     ],
-    "10_claims": ["10_claims.csv", "10_clean_scores.csv", "10_claims.png"],
+    "10_claims": ["10_claims.csv", "10_clean_scores.csv", "10_claims.png", "10_claims_by_family.png"],
     "11_scan_your_model": ["11_scan.csv", "11_scan_report.png"],
     "12_low_poison_rates": ["12_low_rate.csv", "12_low_rate_curve.csv", "12_low_rate.png"],
 }

@@ -137,3 +137,56 @@ def test_the_wall_time_section_shows_where_each_run_spent_it(tmp_path):
     text = "\n".join(report.timing_section(tmp_path))
     assert "From `results/smoke/figures_cost.csv`" in text and "| 03.ipynb | smoke | cpu | 1.0 | 1.0 | 1.0 |" in text
     assert text.count("## Wall time") == 1 and "| 03.ipynb | quick | cpu | 4.0 | 6.0 | 20.0 |" in text
+
+
+def test_the_text_claims_read_notebook_09s_tables_for_each_exposure_against_none(tmp_path):
+    # hand-made 09 tables: 3 backdoored models (target 0) and 3 clean controls; CUL reveals the target (claim 1)
+    # and separates the scores (claim 3, exposure score), but blinds the token scan (claims 2 and 3) and its reset
+    from ebyd_utils.experiments.claims_text import text_claim_rows
+
+    models = [(f"b{i}", "badnets_word", True, 0) for i in range(3)] + [
+        (f"c{i}", "clean", False, None) for i in range(3)
+    ]
+    base = [
+        {"dataset": "d", "model_id": m, "attack": a, "seed": 0, "backdoored": b, "true_target": t}
+        for m, a, b, t in models
+    ]
+    detections = pd.DataFrame(
+        [
+            {**r, "exposure": e, "reading": "share", "flagged": e == "cul-all" and r["backdoored"],
+             "correct": e == "cul-all" and r["backdoored"], "score": (0.5 if r["backdoored"] else 0.0) if e == "cul-all"
+             else (0.0 if r["backdoored"] else 0.1)}
+            for e in ("none", "cul-all") for r in base
+        ]
+    )  # fmt: skip
+    flags = pd.DataFrame(
+        [
+            {**{k: r[k] for k in ("dataset", "model_id", "attack", "seed")}, "exposure": e, "top_label": 0,
+             "flagged": e == "none" and r["backdoored"], "score": float(e == "none" and r["backdoored"])}
+            for e in ("none", "cul-all") for r in base
+        ]
+    )  # fmt: skip
+    repaired = pd.DataFrame(
+        [
+            {**{k: r[k] for k in ("dataset", "model_id", "attack")}, "method": "token reset", "exposure": e,
+             "DER": (0.9 if e == "none" else 0.7) if r["backdoored"] else None}
+            for e in ("none", "cul-all") for r in base
+        ]
+    )  # fmt: skip
+    detections.to_csv(tmp_path / "09_text_detection.csv", index=False)
+    flags.to_csv(tmp_path / "09_text_token_flags.csv", index=False)
+    repaired.to_csv(tmp_path / "09_text_removal.csv", index=False)
+    rows = {(r["claim"], r["variant"]): r for r in text_claim_rows(tmp_path)}
+    assert sorted(rows) == [
+        ("1 label detection", "cul-all"),
+        ("2 trigger recovery", "token scan, cul-all"),
+        ("3 model detection", "exposure score, cul-all"),
+        ("3 model detection", "token scan, cul-all"),
+        ("4 removal", "token reset, cul-all"),
+    ]
+    effects = {k: (round(r["effect"], 6), r["n"], r["verdict"]) for k, r in rows.items()}
+    assert effects[("1 label detection", "cul-all")] == (1.0, 3, "supported")
+    assert effects[("2 trigger recovery", "token scan, cul-all")] == (-1.0, 3, "reversed")
+    assert effects[("3 model detection", "exposure score, cul-all")] == (1.0, 6, "supported")  # AUC 1 vs 0
+    assert effects[("3 model detection", "token scan, cul-all")] == (-0.5, 6, "reversed")  # 0.5 (ties) vs 1
+    assert effects[("4 removal", "token reset, cul-all")] == (-0.2, 3, "reversed")  # clean models have no DER

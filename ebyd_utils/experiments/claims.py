@@ -260,17 +260,9 @@ def claims_table(results_dir) -> pd.DataFrame:
             )
     if (r / "07_exposure_methods.csv").exists():
         rows += other_exposure_rows(pd.read_csv(r / "07_exposure_methods.csv"))
-    for path in sorted(r.glob("09_text_detection*.csv")):
-        if "summary" in path.name:
-            continue
-        detections = pd.read_csv(path)
-        for exposure in sorted(set(detections["exposure"]) - {"none"}):
-            rows += paired_rows(
-                label_detection(detections, exposure),
-                "1 label detection",
-                exposure,
-                f"flagged with the true target, {exposure} vs none",
-            )
+    from .claims_text import text_claim_rows  # built on this module's helpers: imported here, not at the top
+
+    rows += text_claim_rows(r)
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

@@ -147,7 +147,11 @@ TEXT_PROFILES = {
         train=TextTrainConfig(epochs=1, batch_size=32, lr=5e-5),
         # the embeddings alone move slowly: at 5e-5 no model reached the stop in 8 epochs (measured), hence 2e-4
         exposures=_exposures(1e-5, 2e-4, 8, 32),
-        clean_seeds=(0, 1, 2),  # three clean controls: the negatives of model detection's ROC
+        # three seeds of every attack and three clean controls (the negatives of model detection's ROC): the
+        # claims' intervals in notebook 10 run over models and seeds. SST-2 and OffensEval carry the text claims;
+        # AG's News and IMDB stay at seed 0 (DATASET_SIZES), their per-model cost 2-3x SST-2's
+        seeds=(0, 1, 2),
+        clean_seeds=(0, 1, 2),
         # 12 single tokens + 10 pairs of the top 5, on 64 probe rows: ~6 s a scan (measured)
         scan=TokenScanConfig(candidates=12, pair_candidates=5, rows=64, min_rows=16),
         attacks=("badnets_word", "addsent", "synbkd", "stylebkd", "bite", "lwp"),
@@ -174,8 +178,13 @@ TEXT_PROFILES = {
 
 # Sizes a profile takes on another dataset than its own, applied before the caller's overrides (which win).
 # IMDB at quick: 24k reviews of ~230 words would cost ~4x SST-2's training; a seeded 4,000-row subset and 1,000
-# test rows, each review cut to its first 40 words as every quick set is (README, "Text on IMDB").
-DATASET_SIZES = {("quick", "imdb"): {"data": {"train_subset": 4000, "test_subset": 1000}}}
+# test rows, each review cut to its first 40 words as every quick set is (docs/notes.md, "Text on IMDB").
+# IMDB and AG's News at quick: one seed per attack (three clean controls), as their committed runs; three seeds
+# would add ~1 h of CPU each (a model and its exposures cost 2-3x SST-2's there).
+DATASET_SIZES = {
+    ("quick", "imdb"): {"data": {"train_subset": 4000, "test_subset": 1000}, "seeds": (0,)},
+    ("quick", "agnews"): {"seeds": (0,)},
+}
 
 
 def get_text_profile(name: str, **overrides) -> TextProfile:
