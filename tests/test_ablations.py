@@ -23,6 +23,11 @@ def test_each_sweep_makes_points_of_its_own_settings(smoke):
     assert by["poison_rate", "1.0%"]["attack"] == {"rate": 0.01}
     assert by["architecture", "model vgg_small, lr 0.2"]["train"] == {"model": "vgg_small", "lr": 0.2}
     assert by["recipe", "label_smoothing 0.1"]["train"] == {"label_smoothing": 0.1}
+    # the recipe is the suspect's: the defender's references keep the profile's; the architecture is known to the
+    # defender (it holds the model): its references share it
+    assert ablations._defender_side(by["recipe", "label_smoothing 0.1"])["train"] == {}
+    vgg = by["architecture", "model vgg_small, lr 0.2"]
+    assert ablations._defender_side(vgg) is vgg
     # the whole defense set is the profile's own point (the zoo's CUL units), not a subset in another order
     whole = ablations.make_points(smoke, "defense_set", [{"size": smoke.data.defense_size}])
     assert whole[0]["defense"] == {} and whole[0]["data"] == {}

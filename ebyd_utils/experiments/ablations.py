@@ -48,8 +48,10 @@ GRIDS = {
         "recipes": [{}],
         "architectures": [{}],
     },
-    # ~30 min on 2 cores from the cache of notebooks 01-06 (estimated from the quick unit costs, ~100 s a model
-    # and ~6 s a CUL run on 2-core Zen 4: 10 new models, ~120 CUL runs; not measured yet)
+    # from the cache of notebooks 01-06 on a 2-core AMD EPYC Zen 4 (bf16), measured in two runs: 1,606 s for the
+    # grid before the EMA and 8-epoch points (label smoothing then trained its own references, ~225 s no longer
+    # spent), 702 s for those two points: ~35 min in all, 5 over the notebook's 30-min budget. The cut that fits
+    # it is the 1% poison point (~230 s); notebook 12 measures low rates with seeds and clean controls
     "quick": {
         "attacks": ["badnets", "blend"],
         "train_attacks": ["badnets"],
@@ -62,7 +64,9 @@ GRIDS = {
         "stop_rules": ["collapse", "fixed"],
         "bn_modes": ["batch", "running"],
         "poison_rates": [0.01, 0.1],
-        "recipes": [{}, {"label_smoothing": 0.1}],
+        # the suspect's recipe: label smoothing, weight averaging (EMA over ~50 of the ~400 steps) and twice the
+        # training length; their references are the profile's own (_defender_side), so these cost 2 models each
+        "recipes": [{}, {"label_smoothing": 0.1}, {"ema_decay": 0.98}, {"epochs": 8}],
         "architectures": [{}, {"model": "vgg_small", "lr": 0.2}],
     },
     "paper": {
@@ -176,15 +180,24 @@ def point_run(run: Run, point: dict) -> Run:
     return run.replace(profile=profile, data=_DATA[memo])
 
 
+def _defender_side(point: dict) -> dict:
+    """The point as the defender's references see it. A recipe is the suspect's, which the defender does not know:
+    its references keep the profile's recipe (a defender trains them its own way), and the clean control, trained
+    with the suspect's recipe, shows what the recipe alone does to the score. Every other point (data, CUL,
+    architecture -- the defender holds the model, so knows it) applies to the references as well."""
+    return {**point, "train": {}} if point["sweep"] == "recipe" else point
+
+
 def read_point(run: Run, point: dict, attacks, seeds, restarts: int | None = None) -> list[dict]:
     """One point: its suspects (each attack at each seed), clean controls (each seed) and references, trained
     under the point's setting (restarts: CUL runs a model, None = the profile's); each exposed by its CUL
     restarts and read against the references."""
-    prun = point_run(run, point)
+    tag, ref_point = f"{point['sweep']}={point['value']}", _defender_side(point)
+    ref_tag = tag if ref_point is point else "profile"
+    with_restarts = {"detection": {"restarts": restarts}} if restarts is not None else {}
+    prun, ref_run = (point_run(run, p) for p in (point, ref_point))
+    prun, ref_run = (r.replace(profile=override(r.profile, with_restarts)) for r in (prun, ref_run))
     zoo = prun.profile.zoo
-    if restarts is not None:
-        prun = prun.replace(profile=override(prun.profile, {"detection": {"restarts": restarts}}))
-    tag = f"{point['sweep']}={point['value']}"
     models = [
         (
             train_suspect(
@@ -200,12 +213,12 @@ def read_point(run: Run, point: dict, attacks, seeds, restarts: int | None = Non
     ]
     models += [(train_suspect(prun, None, s, model_id=f"clean-s{s}@{tag}"), "control") for s in seeds]
     references = [
-        train_suspect(prun, None, REFERENCE_SEED_OFFSET + i, model_id=f"reference-{i}@{tag}")
-        for i in range(prun.profile.detection.n_reference)
+        train_suspect(ref_run, None, REFERENCE_SEED_OFFSET + i, model_id=f"reference-{i}@{ref_tag}")
+        for i in range(ref_run.profile.detection.n_reference)
     ]
     defense = point["defense"] or None
     cul = point["cul"] or None
-    ref_logs = [exposures_of(prun, r, "cul", cul, defense, evaluate_it=False) for r in references]
+    ref_logs = [exposures_of(ref_run, r, "cul", cul, defense, evaluate_it=False) for r in references]
     rows = []
     for suspect, role in models:
         logs = exposures_of(prun, suspect, "cul", cul, defense)
