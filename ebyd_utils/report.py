@@ -17,7 +17,7 @@ import pandas as pd
 from .experiments import attacks, claims, clean_threshold, label_detection, low_rate_limits, model_detection, removal
 from .experiments import exposure as cul
 from .experiments import trigger_recovery as recovery
-from .report_blocks import _bullets, _read, _section, _table, _where, exposure_and_ablation_sections
+from .report_blocks import _bullets, _read, _section, _table, _where, benchmark_lines, exposure_and_ablation_sections
 from .scan import readings
 from .text.experiments import label_detection as text_detection
 
@@ -174,6 +174,7 @@ def timing_section(results: Path) -> list[str]:
             "",
             *_cost_lines(_read(folder, "figures_cost.csv"), f"{where}/figures_cost.csv"),
         ]
+    lines += benchmark_lines(results)
     return ["## Wall time", "", *lines] if lines else []
 
 

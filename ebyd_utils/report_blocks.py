@@ -70,3 +70,19 @@ def exposure_and_ablation_sections(results: Path) -> list[str]:
             blocks.append(_bullets(feature_view.view_lines(view)))
         out += _section("08 · Ablations", source, *blocks)
     return out
+
+
+def benchmark_lines(results: Path) -> list[str]:
+    """`make bench`'s measurements (results/benchmarks.csv) but the notebook wall times shown above: training
+    throughput and the step's share of the machine's matmul peak, time to a clean accuracy, and seconds per model of
+    each defense and exposure method, each row with its hardware and date."""
+    bench = _read(results, "benchmarks.csv")
+    if bench is None:
+        return []
+    bench = bench[bench["benchmark"] != "notebook"].assign(value=lambda t: t["value"].map(lambda v: f"{v:.4g}"))
+    intro = (
+        "From `results/benchmarks.csv` (`make bench`; rows of other profiles or machines are kept until measured "
+        "again): ratios `ours/reference` are ours against the official code's style of loop in the same run."
+    )
+    columns = ["benchmark", "loop", "metric", "value", "unit", "profile", "hardware", "date"]
+    return ["### Benchmarks", "", intro, "", _table(bench[columns]), ""]
