@@ -27,7 +27,7 @@ from .core.units import cached_unit
 from .data import ImageData, load_data
 from .expose import clean_unlearn
 from .models import build_model
-from .train import evaluate, pick_device, train_model
+from .train import evaluate, evaluator, pick_device, train_model
 
 DEFAULT_MONITOR_SIZE = 2000  # test images of the CUL monitor (the zoo, notebooks 02-05 and a pre-built zoo share it)
 MODEL_VERSION = 2  # bump when training code changes what a key's model is (2: seeded initialisation)
@@ -243,7 +243,7 @@ def expose(run: Run, suspect: Suspect, restart: int = 0, monitor_size: int | Non
 
     def compute():
         monitor_data = subset_test(data, monitor_size)
-        monitor = (lambda m: evaluate(m, monitor_data, suspect.attack)) if monitor_size else None
+        monitor = evaluator(monitor_data, suspect.attack) if monitor_size else None
         exposed, log = clean_unlearn(
             suspect.model,
             data.defense_x,

@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 
@@ -154,6 +156,29 @@ def test_all_to_all_asr_counts_the_next_class_on_every_test_image():
     metrics = evaluate(NextClass(), data, BadNets(all_to_all=True))
     assert metrics == {"CA": 1.0, "ASR": 1.0, "RA": 0.0}
     assert evaluate(NextClass(), data, BadNets())["ASR"] == pytest.approx(0.1, abs=0.02)  # all-to-one: only 9 -> 0
+
+
+def test_an_evaluator_triggers_the_test_images_once_and_reads_as_evaluate_does(smoke_data, badnets_suspect):
+    # a CUL monitor reads every epoch and a removal table every repair: the trigger is made once per evaluator
+    from ebyd_utils.train import evaluate, evaluator
+
+    attack, calls = badnets_suspect.attack, []
+
+    class Counting:  # the attack, counting the images it triggers
+        def __getattr__(self, name):
+            return getattr(attack, name)
+
+        def apply(self, x):
+            calls.append(len(x))
+            return attack.apply(x)
+
+    measure = evaluator(smoke_data, Counting())
+    exposed = copy.deepcopy(badnets_suspect.model)  # a second model, same function
+    readings = [measure(badnets_suspect.model), measure(exposed), measure(badnets_suspect.model)]
+    assert len(calls) == 1 and calls[0] == int((smoke_data.test_y != attack.target).sum())
+    assert readings[0] == readings[2] == evaluate(badnets_suspect.model, smoke_data, attack)
+    assert readings[0]["ASR"] >= 0.9 and readings[1] == readings[0]  # the backdoor, read the same through both
+    assert evaluator(smoke_data)(exposed) == {"CA": readings[0]["CA"]}  # no attack: CA only
 
 
 def test_clean_label_attacks_have_no_all_to_all():

@@ -26,7 +26,7 @@ from ..core.progress import eta, report
 from ..core.units import cached_unit
 from ..defenses.removal import GUIDED, REMOVAL, RemovalResult
 from ..pipeline import Run, Suspect, context, subset_test
-from ..train import evaluate
+from ..train import evaluator
 from . import trigger_recovery as recovery
 
 NAMES = {"ft": "FT", "fp": "FP", "anp": "ANP", "rnp": "RNP", "nc_unlearning": "NC unlearning"}
@@ -149,7 +149,8 @@ def removal_table(run: Run, suspects, exposed: list, test_size: int = 2000) -> p
     test = subset_test(run.data, test_size)
     rows, start = [], time.perf_counter()
     for k, (suspect, (exposed_model, exposed_key)) in enumerate(zip(suspects, exposed), 1):
-        before = evaluate(suspect.model, test, suspect.attack)
+        measure = evaluator(test, suspect.attack)  # the triggered test images made once a suspect
+        before = measure(suspect.model)
         for method, exposure, guide, guide_key, source, source_key in runs(
             run.profile, suspect, exposed_model, exposed_key
         ):
@@ -166,7 +167,7 @@ def removal_table(run: Run, suspects, exposed: list, test_size: int = 2000) -> p
                 trigger_key,
                 f"{NAMES[method]} on {suspect.model_id} ({exposure})",
             )
-            after = evaluate(result.model, test, suspect.attack)
+            after = measure(result.model)
             row = {"CA_before": before["CA"], "CA": after["CA"]}
             if suspect.attack is not None:
                 row.update(
