@@ -4,8 +4,9 @@ runs every cell and shows its detection table. Skipped, with the reason, where n
 
 This file sorts after test_notebooks.py on purpose: both use the session's unit cache, so after the smoke notebooks
 have run, notebook 03 in the browser only reads its models (seconds); alone, it first trains the smoke zoo it reads
-(23 small models and their CUL runs, minutes on 2 cores) unless EBYD_SMOKE_CACHE names a cache folder that holds
-them (e.g. one that `make zoo PROFILE=smoke` filled): its units are copied into the session's cache first."""
+(10 small suspects and 2 references with their CUL runs, about 3 minutes on 2 cores) unless EBYD_SMOKE_CACHE names
+a cache folder that holds them (e.g. one that `make zoo PROFILE=smoke` filled): its units are copied into the
+session's cache first."""
 
 import contextlib
 import os
