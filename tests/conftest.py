@@ -7,7 +7,7 @@ import torch
 
 from ebyd_utils import pipeline as pl
 from ebyd_utils import zoo
-from ebyd_utils.config import get_profile
+from ebyd_utils.config import IMAGE_ATTACKS, get_profile, override
 
 REPO = Path(__file__).resolve().parents[1]
 # The bounds in these tests were measured with 2 torch threads (a CPU's math library splits reductions by thread,
@@ -23,6 +23,15 @@ def smoke():
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def every_attack_table(smoke):
+    """The smoke zoo with every image attack at seed 0 (the profile's own zoo keeps the few its notebooks read): the
+    same units, as a unit's key holds its attack and recipe, not the zoo that lists it. tests/test_attack_zoo.py
+    trains it; tests/test_house.py guards its keys."""
+    others = tuple(a for a in IMAGE_ATTACKS if a not in smoke.zoo.attacks)
+    return zoo.zoo_table(override(smoke, {"zoo": {"one_seed_attacks": others}}))
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import torch
 
 from ebyd_utils import zoo
 from ebyd_utils.attacks import ATTACKS
-from ebyd_utils.config import IMAGE_ATTACKS, override
+from ebyd_utils.config import IMAGE_ATTACKS
 from ebyd_utils.train import predict
 
 # What each attack reaches on the smoke zoo (10 epochs, seed 0, 1,500 generated training images), on the CPUs
@@ -35,25 +35,18 @@ SMOKE_MIN_ASR = {
 WEAK_AT_SMOKE = ("iad", "sig", "lc", "badnets-all2all")
 
 
-def every_attack(smoke):
-    """The smoke profile with every image attack at seed 0 (its own zoo keeps the few the notebooks read): the same
-    model units, as a model's key holds its attack and recipe, not the zoo it is listed in."""
-    others = tuple(a for a in IMAGE_ATTACKS if a not in smoke.zoo.attacks)
-    return override(smoke, {"zoo": {"one_seed_attacks": others}})
-
-
 @pytest.fixture(scope="module")
-def seed0_suspects(smoke, smoke_run):
-    rows = zoo.zoo_table(every_attack(smoke)).query("role == 'suspect' and seed == 0")
+def seed0_suspects(smoke_run, every_attack_table):
+    rows = every_attack_table.query("role == 'suspect' and seed == 0")
     return {s.label: s for s in zoo.models(smoke_run, rows)}
 
 
-def test_the_registry_holds_every_image_attack_and_this_test_bounds_each(smoke):
+def test_the_registry_holds_every_image_attack_and_this_test_bounds_each(smoke, every_attack_table):
     assert set(IMAGE_ATTACKS) == set(ATTACKS)
-    assert set(SMOKE_MIN_ASR) | set(WEAK_AT_SMOKE) == set(zoo.zoo_table(every_attack(smoke))["attack"]) - {"clean"}
+    assert set(SMOKE_MIN_ASR) | set(WEAK_AT_SMOKE) == set(every_attack_table["attack"]) - {"clean"}
     # the smoke zoo itself (what the notebooks read) is a part of it, and holds the attacks the claims read at 2 seeds
     smoke_table = zoo.zoo_table(smoke)
-    assert set(smoke_table["attack"]) <= set(zoo.zoo_table(every_attack(smoke))["attack"]) | {"clean"}
+    assert set(smoke_table["attack"]) <= set(every_attack_table["attack"])
     assert set(smoke.zoo.attacks) <= set(smoke_table.query("seed == 1")["attack"])
 
 
