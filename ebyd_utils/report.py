@@ -174,8 +174,22 @@ def timing_section(results: Path) -> list[str]:
             "",
             *_cost_lines(_read(folder, "figures_cost.csv"), f"{where}/figures_cost.csv"),
         ]
+    lines += ci_lines(results)
     lines += benchmark_lines(results)
     return ["## Wall time", "", *lines] if lines else []
+
+
+def ci_lines(results: Path) -> list[str]:
+    """What `bash .ci/run` (lint, install and `make test`) took on a fresh clone, per CPU kind: its log read by
+    benchmarks/ci_time.py into results/ci_times.csv."""
+    runs = _read(results, "ci_times.csv")
+    if runs is None:
+        return []
+    intro = (
+        "From `results/ci_times.csv` (`benchmarks/ci_time.py` on the log of `bash .ci/run` from a fresh clone; "
+        "seconds; lint_install_s includes building .venv)."
+    )
+    return [intro, "", _table(runs), ""]
 
 
 def _cost_lines(costs: pd.DataFrame | None, where: str) -> list[str]:

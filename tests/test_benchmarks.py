@@ -70,3 +70,37 @@ def test_bench_runs_both_loops_and_writes_its_table(tmp_path, cache_dir):
     assert set(exposure.xs("seconds_per_model", level="metric").index) == set(EXPOSURES)  # notebook 07's methods
     assert (exposure.xs("seconds_per_model", level="metric") > 0).all()
     assert (exposure.xs("steps", level="metric") >= 1).all()  # each ran at least one epoch or level
+
+
+CI_LOG = """ci: CPU Intel(R) Xeon(R) Processor, family 6 model 167, 2 cores, avx512_bf16: yes, amx_bf16: yes
+ci: make lint took 111 s
+........ [100%]
+482 passed, 2 deselected, 1 warning in 783.43s (0:13:03)
+ci: make test took 788 s (exit 0)
+ci: total 911 s
+"""
+
+
+def test_a_ci_log_becomes_one_row_and_a_cut_log_is_refused(tmp_path):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import ci_time
+
+    log, table = tmp_path / "ci.log", tmp_path / "ci_times.csv"
+    log.write_text(CI_LOG)
+    ci_time.record(log, "abc1234", table, today="2026-12-08")
+    row = pd.read_csv(table).iloc[0]
+    assert (row["lint_install_s"], row["make_test_s"], row["total_s"], row["passed"], row["failed"]) == (
+        111,
+        788,
+        911,
+        482,
+        0,
+    )
+    assert row["cpu"].startswith("Intel(R) Xeon(R) Processor, family 6 model 167") and row["exit"] == 0
+    log.write_text(CI_LOG.replace("482 passed", "3 failed, 479 passed").replace("exit 0", "exit 2"))
+    ci_time.record(log, "abc1234", table, today="2026-12-08")  # the same commit and CPU: replaced, not added
+    again = pd.read_csv(table)
+    assert len(again) == 1 and (again.iloc[0]["failed"], again.iloc[0]["exit"]) == (3, 2)
+    log.write_text(CI_LOG.split("ci: make test took")[0])  # killed mid-suite
+    with pytest.raises(ValueError, match=r"lacks \['make_test_s', 'exit', 'total_s'\]"):
+        ci_time.record(log, "def5678", table)

@@ -85,6 +85,8 @@ def test_a_generic_cpu_name_gets_its_generation_family_and_cores():
         == "AMD EPYC (Zen 4, family 25 model 17, 2 cores)"
     )
     assert cpu_name({"model name": "AMD EPYC", "cpu family": "26", "model": "2"}, cores=2).startswith("AMD EPYC (Zen 5")
+    amx = {"model name": "Intel(R) Xeon(R) Processor", "cpu family": "6", "model": "167", "flags": "sse amx_bf16"}
+    assert cpu_name(amx, cores=2) == "Intel(R) Xeon(R) Processor (family 6 model 167, AMX, 2 cores)"
     named = "Intel(R) Xeon(R) Platinum 8480+"
     assert cpu_name({"model name": named, "cpu family": "6", "model": "143"}, cores=8) == f"{named} (8 cores)"
     assert hardware_name("cpu").endswith(f"{torch.get_num_threads()} threads)")

@@ -144,7 +144,8 @@ def _cpuinfo() -> dict:
 
 def cpu_name(info: dict | None = None, cores: int | None = None) -> str:
     """The CPU's model name; where it is generic (no digit in it, e.g. "AMD EPYC"), with its family, model and
-    generation (e.g. "AMD EPYC (Zen 4, family 25 model 17)"); always with the cores this process may use."""
+    generation (e.g. "AMD EPYC (Zen 4, family 25 model 17)") and AMX where it has bf16 matrix tiles (e.g. "Intel(R)
+    Xeon(R) Processor (family 6 model 167, AMX)"); always with the cores this process may use."""
     info = _cpuinfo() if info is None else info
     cores = cores or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
     name = info.get("model name") or platform.processor() or platform.machine()
@@ -155,6 +156,8 @@ def cpu_name(info: dict | None = None, cores: int | None = None) -> str:
         if "AMD" in name and generation:
             details.append(generation)
         details.append(f"family {family} model {model}")
+        if "amx_bf16" in info.get("flags", "").split():
+            details.append("AMX")  # bf16 matrix tiles: the same 2 cores train ~2x faster than without
     details.append(f"{cores} cores")
     return f"{name} ({', '.join(details)})"
 
