@@ -426,7 +426,8 @@ def main():
     # e) notebook wall times, as the notebook runner recorded them (their own profile and hardware)
     nb_path = Path(args.notebook_times)
     if nb_path.exists():
-        date = datetime.date.fromtimestamp(nb_path.stat().st_mtime).isoformat()
+        # each row's own date (the file's mtime is a checkout's, not the run's); the mtime only for old rows without one
+        mtime = datetime.date.fromtimestamp(nb_path.stat().st_mtime).isoformat()
         for r in pd.read_csv(nb_path).itertuples():
             rows.append(
                 {
@@ -438,7 +439,7 @@ def main():
                     "profile": r.profile,
                     "dataset": "",
                     "hardware": r.hardware,
-                    "date": date,
+                    "date": r.date if isinstance(getattr(r, "date", None), str) else mtime,
                 }
             )
 
