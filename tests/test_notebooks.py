@@ -94,6 +94,7 @@ def _smoke_rows():
     sections = {
         name: zoo.section_rows(table, config.zoo_seeds, config.attacks)
         for name, config in (
+            ("label", profile.detection),
             ("recovery", profile.recovery),
             ("detection", profile.model_detection),
             ("removal", profile.removal),
@@ -102,6 +103,7 @@ def _smoke_rows():
     return {
         "seed0": set(suspects.loc[suspects["seed"] == 0, "model_id"]),
         "all": set(suspects["model_id"]),
+        "label": set(sections["label"]["model_id"]),
         "recovery": set(sections["recovery"]["model_id"]),
         "removal": set(sections["removal"]["model_id"]),
         "detection": set(zoo_rows(profile, table)["model_id"]),
@@ -121,7 +123,7 @@ TABLES = {
     "03_label_detection.csv": (
         ["model_id", "exposure", "detected_label", "score", "flagged", "measurable", "true_target", "correct"],
         ["model_id", "score", "flagged", "correct"],
-        "all",
+        "label",
         2,
     ),
     "04_trigger_recovery.csv": (
@@ -221,7 +223,7 @@ def check_low_rate(table, curve) -> None:
 SECTION_ATTACKS = {
     "01": "attacks",
     "02": "attacks",
-    "03": "attacks",
+    "03": "label_attacks",
     "04": "recovery_attacks",
     "05": "detection_attacks",
     "06": "removal_attacks",

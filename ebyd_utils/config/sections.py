@@ -66,6 +66,8 @@ class DetectionConfig:
     n_reference: int = 2  # clean reference models the defender trains (same architecture and recipe)
     restarts: int = 3  # CUL runs per model (seeds 0..restarts-1); a label must win in every one
     threshold: float = 0.10  # minimum excess share for a label to be flagged
+    zoo_seeds: tuple = ()  # the zoo seeds whose suspects notebook 03 reads (empty: every seed)
+    attacks: tuple = ()  # the zoo's attacks notebook 03 reads (labels; empty: all); clean controls always
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,16 @@ from __future__ import annotations
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from ..config import Profile
 from ..defenses import detect_exposed, detect_label
 from ..pipeline import Run, Suspect, context
 from ..train import class_shares
+from ..zoo import section_rows
+
+
+def suspect_rows(profile: Profile, table: pd.DataFrame) -> pd.DataFrame:
+    """The zoo rows notebook 03 reads: the suspects of detection.zoo_seeds and detection.attacks (all if empty)."""
+    return section_rows(table, profile.detection.zoo_seeds, profile.detection.attacks)
 
 
 def detection_rows(
