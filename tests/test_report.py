@@ -190,3 +190,23 @@ def test_the_text_claims_read_notebook_09s_tables_for_each_exposure_against_none
     assert effects[("3 model detection", "exposure score, cul-all")] == (1.0, 6, "supported")  # AUC 1 vs 0
     assert effects[("3 model detection", "token scan, cul-all")] == (-0.5, 6, "reversed")  # 0.5 (ties) vs 1
     assert effects[("4 removal", "token reset, cul-all")] == (-0.2, 3, "reversed")  # clean models have no DER
+
+
+def test_the_step_summary_has_one_row_per_cpu_with_its_ratios():
+    from ebyd_utils.report_blocks import step_lines
+
+    rows = []
+    for cpu, ours, ref, peak in (("cpu A", 1500.0, 750.0, 400.0), ("cpu B", 3500.0, 1000.0, 1600.0)):
+        rows += [
+            ("train_throughput", "ours", "images_per_s", ours, cpu),
+            ("train_throughput", "reference", "images_per_s", ref, cpu),
+            ("train_throughput", "ours/reference", "speedup", ours / ref, cpu),
+            ("step_efficiency", "matmul bfloat16", "peak_gflops", peak, cpu),
+            ("cul", "ours", "seconds_per_model", 3.0, cpu),  # not a step reading: left out
+        ]
+    bench = pd.DataFrame(rows, columns=["benchmark", "loop", "metric", "value", "hardware"]).assign(profile="quick")
+    table = step_lines(bench)[2].splitlines()
+    header = "| profile | hardware | ours img/s | anchors-style img/s | img/s ratio | bf16 matmul peak GFLOP/s |"
+    assert table[0] == header
+    assert table[2].startswith("| quick | cpu A | 1500.0 | 750.0 | 2.0 |") and "| 3.5 |" in table[3]
+    assert step_lines(bench[bench["benchmark"] == "cul"]) == []
